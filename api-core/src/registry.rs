@@ -54,11 +54,12 @@ impl ResourceDef {
         }
     }
 
-    /// Whether this kind carries a `spec` whose changes bump `metadata.generation`.
+    /// Whether this kind has `metadata.generation`, bumped when anything but metadata and status changes.
     pub fn has_spec(&self) -> bool {
-        !matches!(
+        // As in Kubernetes v1.33: workloads track generation; pods, services, nodes and namespaces do not.
+        matches!(
             self.kind,
-            "ConfigMap" | "Secret" | "Event" | "Endpoints" | "EndpointSlice" | "ServiceAccount"
+            "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job"
         )
     }
 
@@ -105,23 +106,143 @@ macro_rules! res {
 
 /// Every resource served, in discovery order.
 pub static RESOURCES: &[ResourceDef] = &[
-    res!("", "v1", "Namespace", "namespaces", "namespace", false, &["ns"], &[], &["status"]),
+    res!(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        "namespace",
+        false,
+        &["ns"],
+        &[],
+        &["status"]
+    ),
     res!("", "v1", "Node", "nodes", "node", false, &["no"], &[], &["status"]),
-    res!("", "v1", "Pod", "pods", "pod", true, &["po"], ALL, &["status", "binding"]),
-    res!("", "v1", "Service", "services", "service", true, &["svc"], ALL, &["status"]),
+    res!(
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        "pod",
+        true,
+        &["po"],
+        ALL,
+        &["status", "binding"]
+    ),
+    res!(
+        "",
+        "v1",
+        "Service",
+        "services",
+        "service",
+        true,
+        &["svc"],
+        ALL,
+        &["status"]
+    ),
     res!("", "v1", "Endpoints", "endpoints", "endpoints", true, &["ep"], &[], &[]),
-    res!("", "v1", "ConfigMap", "configmaps", "configmap", true, &["cm"], &[], &[]),
+    res!(
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        "configmap",
+        true,
+        &["cm"],
+        &[],
+        &[]
+    ),
     res!("", "v1", "Secret", "secrets", "secret", true, &[], &[], &[]),
     res!("", "v1", "Event", "events", "event", true, &["ev"], &[], &[]),
-    res!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, &["sa"], &[], &[]),
-    res!("apps", "v1", "Deployment", "deployments", "deployment", true, &["deploy"], ALL, &["status", "scale"]),
-    res!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, &["rs"], ALL, &["status", "scale"]),
-    res!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, &["sts"], ALL, &["status", "scale"]),
-    res!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, &["ds"], ALL, &["status"]),
-    res!("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", true, &[], &[], &[]),
+    res!(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        "serviceaccount",
+        true,
+        &["sa"],
+        &[],
+        &[]
+    ),
+    res!(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        "deployment",
+        true,
+        &["deploy"],
+        ALL,
+        &["status", "scale"]
+    ),
+    res!(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        "replicaset",
+        true,
+        &["rs"],
+        ALL,
+        &["status", "scale"]
+    ),
+    res!(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        "statefulset",
+        true,
+        &["sts"],
+        ALL,
+        &["status", "scale"]
+    ),
+    res!(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        "daemonset",
+        true,
+        &["ds"],
+        ALL,
+        &["status"]
+    ),
+    res!(
+        "apps",
+        "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        "controllerrevision",
+        true,
+        &[],
+        &[],
+        &[]
+    ),
     res!("batch", "v1", "Job", "jobs", "job", true, &[], ALL, &["status"]),
-    res!("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, &[], &[], &[]),
-    res!("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, &[], &[], &[]),
+    res!(
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        "endpointslice",
+        true,
+        &[],
+        &[],
+        &[]
+    ),
+    res!(
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        "lease",
+        true,
+        &[],
+        &[],
+        &[]
+    ),
 ];
 
 /// The API groups served (excluding core), in discovery order, with their single version.

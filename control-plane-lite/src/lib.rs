@@ -1,4 +1,11 @@
-//! control-plane-lite: Keel's embedded Kubernetes API server, its store backends, and (later) the scheduler and
-//! controllers.
+//! control-plane-lite: Keel's embedded Kubernetes API server and its store backends.
+//!
+//! - [`store`]: the revisioned key-value [`store::Store`] trait, SQLite and etcd backends.
+//! - [`api`]: the Kubernetes REST API (routing, verbs, watch, discovery) over a store.
+//! - [`server`]: HTTPS serving, credentials, bootstrap, graceful shutdown.
 
+pub mod api;
+pub mod metrics;
+pub mod pki;
+pub mod server;
 pub mod store;

@@ -1,1 +1,146 @@
-fn main() {}
+//! `keel`: one binary, subcommands wiring the library crates together. Flags are parsed here; work is done in
+//! the libraries.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use control_plane_lite::server::{self, Datastore};
+
+#[derive(Parser)]
+#[command(
+    name = "keel",
+    version,
+    about = "Kubernetes node agent, data plane and lean control plane"
+)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum StoreKind {
+    Sqlite,
+    Etcd,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane (Kubernetes API server on HTTPS).
+    Server {
+        /// State directory: database, certificates, kubeconfig.yaml, node-token.
+        #[arg(long, default_value = "/var/lib/keel")]
+        data_dir: PathBuf,
+        /// HTTPS listen address.
+        #[arg(long, default_value = "127.0.0.1:6443")]
+        listen: SocketAddr,
+        /// Store backend.
+        #[arg(long, value_enum, default_value_t = StoreKind::Sqlite)]
+        datastore: StoreKind,
+        /// etcd client URLs, comma-separated (with --datastore etcd).
+        #[arg(long, value_delimiter = ',')]
+        etcd_endpoints: Vec<String>,
+        /// Pod network of the cluster (per-node /24s are carved from it).
+        #[arg(long, default_value = "10.42.0.0/16")]
+        cluster_cidr: String,
+        /// Service ClusterIP range.
+        #[arg(long, default_value = "10.43.0.0/16")]
+        service_cidr: String,
+        /// Run only the control plane. The node agent is not built yet, so this is currently always the case.
+        #[arg(long)]
+        no_agent: bool,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Server {
+            data_dir,
+            listen,
+            datastore,
+            etcd_endpoints,
+            cluster_cidr,
+            service_cidr,
+            no_agent,
+        } => {
+            let datastore = match datastore {
+                StoreKind::Sqlite => Datastore::Sqlite,
+                StoreKind::Etcd if etcd_endpoints.is_empty() => {
+                    bail!("--datastore etcd needs --etcd-endpoints, e.g. --etcd-endpoints http://127.0.0.1:2379")
+                }
+                StoreKind::Etcd => Datastore::Etcd(etcd_endpoints),
+            };
+            for (flag, cidr) in [("--cluster-cidr", &cluster_cidr), ("--service-cidr", &service_cidr)] {
+                validate_cidr(cidr).with_context(|| format!("{flag} {cidr}"))?;
+            }
+            if !no_agent {
+                tracing::warn!("the node agent is not part of this build yet: running the control plane only");
+            }
+            let srv = server::Server::start(server::Config {
+                data_dir: data_dir.clone(),
+                listen,
+                datastore,
+            })
+            .await
+            .context("starting keel server")?;
+            println!(
+                "keel server listening on https://{}\nkubectl --kubeconfig {} get nodes",
+                srv.addr,
+                data_dir.join("kubeconfig.yaml").display()
+            );
+            srv.serve(terminated()).await;
+            Ok(())
+        }
+    }
+}
+
+fn validate_cidr(cidr: &str) -> Result<()> {
+    let (ip, len) = cidr
+        .split_once('/')
+        .context("expected ADDRESS/PREFIX, e.g. 10.42.0.0/16")?;
+    let ip: std::net::IpAddr = ip.parse().context("the address part is not an IP address")?;
+    let len: u8 = len.parse().context("the prefix length is not a number")?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    if len > max {
+        bail!("prefix length {len} exceeds {max}");
+    }
+    Ok(())
+}

@@ -1,1 +1,338 @@
-//! test harness
+//! End-to-end test harness: starts real `keel server` processes (and real etcd when asked) in temp dirs, drives
+//! them with stock `kubectl`, and cleans everything up on drop (processes killed by pid, dirs removed).
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Path to the `keel` binary, built once per test process (a no-op when up to date).
+pub fn keel_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join("target"));
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--quiet", "-p", "keel"])
+            .current_dir(workspace())
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "building keel failed: run `cargo build -p keel` to see why"
+        );
+        target.join("debug/keel")
+    })
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port on loopback: {e}"))
+}
+
+/// Wait until `f` returns true, polling every `step`, at most `limit`.
+pub fn wait_for(what: &str, limit: Duration, step: Duration, mut f: impl FnMut() -> bool) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return Ok(());
+        }
+        std::thread::sleep(step);
+    }
+    bail!("timed out after {limit:?} waiting for {what}")
+}
+
+/// A child process killed (SIGKILL) and reaped on drop.
+pub struct Proc {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// The pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Send a signal to this process (and only it).
+    pub fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            // The pid is our own child's and has not been reaped, so it cannot have been reused.
+            let pid = c.id() as i32;
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+
+    /// Wait for exit up to `limit`; returns the exit status code if it exited.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(st)) = c.try_wait()
+            {
+                self.child = None;
+                return Some(st.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Kill with SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The tail of the process log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn_logged(mut cmd: Command, log: &Path) -> Result<Proc> {
+    let f = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let f2 = f.try_clone()?;
+    let child = cmd
+        .stdout(Stdio::from(f))
+        .stderr(Stdio::from(f2))
+        .stdin(Stdio::null())
+        .spawn()?;
+    Ok(Proc {
+        child: Some(child),
+        log: log.to_path_buf(),
+    })
+}
+
+/// A real etcd on loopback in a temp dir.
+pub struct Etcd {
+    /// The client URL.
+    pub endpoint: String,
+    proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    /// Start etcd and wait until it answers.
+    pub fn start() -> Result<Self> {
+        let bin = Path::new("/usr/bin/etcd");
+        if !bin.exists() {
+            bail!("/usr/bin/etcd is missing: install etcd-server (apt-get install etcd-server), or run `make test`");
+        }
+        let dir = tempfile::tempdir()?;
+        let (client, peer) = (free_port(), free_port());
+        let endpoint = format!("http://127.0.0.1:{client}");
+        let mut cmd = Command::new(bin);
+        cmd.args(["--name", "default", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--listen-client-urls", &endpoint, "--advertise-client-urls", &endpoint])
+            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args(["--initial-cluster", &format!("default=http://127.0.0.1:{peer}")]);
+        let proc = spawn_logged(cmd, &dir.path().join("etcd.log"))?;
+        let health = format!("127.0.0.1:{client}");
+        wait_for(
+            "etcd to listen",
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || std::net::TcpStream::connect(&health).is_ok(),
+        )
+        .with_context(|| proc.log_tail())?;
+        Ok(Self {
+            endpoint,
+            proc,
+            _dir: dir,
+        })
+    }
+
+    /// The etcd process.
+    pub fn proc(&mut self) -> &mut Proc {
+        &mut self.proc
+    }
+}
+
+/// Which store a test server uses.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// Embedded SQLite.
+    Sqlite,
+    /// etcd at this endpoint.
+    Etcd(String),
+}
+
+/// A `keel server` process in its own data dir on a free loopback port.
+pub struct Server {
+    /// The data dir (kubeconfig.yaml lives here).
+    pub data_dir: PathBuf,
+    /// `127.0.0.1:<port>`.
+    pub listen: String,
+    /// The datastore.
+    pub store: Store,
+    proc: Option<Proc>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Start a server on SQLite.
+    pub fn start() -> Result<Self> {
+        Self::start_with(Store::Sqlite)
+    }
+
+    /// Start a server on the given store.
+    pub fn start_with(store: Store) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let data_dir = dir.path().join("data");
+        let listen = format!("127.0.0.1:{}", free_port());
+        let mut s = Self {
+            data_dir,
+            listen,
+            store,
+            proc: None,
+            _dir: Some(dir),
+        };
+        s.launch()?;
+        Ok(s)
+    }
+
+    /// (Re)start the process on the same data dir and port.
+    pub fn launch(&mut self) -> Result<()> {
+        let mut cmd = Command::new(keel_bin());
+        cmd.arg("server")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--listen", &self.listen, "--no-agent"]);
+        if let Store::Etcd(ep) = &self.store {
+            cmd.args(["--datastore", "etcd", "--etcd-endpoints", ep]);
+        }
+        std::fs::create_dir_all(&self.data_dir)?;
+        let log = self
+            .data_dir
+            .join(format!("server-{}.log", Instant::now().elapsed().as_nanos()));
+        let proc = spawn_logged(cmd, &log)?;
+        let kubeconfig = self.kubeconfig();
+        let addr = self.listen.clone();
+        let ready = wait_for(
+            "keel server to be ready",
+            Duration::from_secs(60),
+            Duration::from_millis(50),
+            || kubeconfig.exists() && std::net::TcpStream::connect(&addr).is_ok(),
+        );
+        if let Err(e) = ready {
+            bail!("{e}\n{}", proc.log_tail());
+        }
+        self.proc = Some(proc);
+        Ok(())
+    }
+
+    /// The admin kubeconfig.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data_dir.join("kubeconfig.yaml")
+    }
+
+    /// The server process.
+    pub fn proc(&mut self) -> Option<&mut Proc> {
+        self.proc.as_mut()
+    }
+
+    /// Stop with SIGKILL (no cleanup in the server).
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// Run stock kubectl against this server.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_stdin(args, None)
+    }
+
+    /// Run kubectl with `stdin` piped in (for `-f -`).
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new("/usr/bin/kubectl");
+        cmd.arg("--kubeconfig").arg(self.kubeconfig()).args(args);
+        cmd.env("HOME", self.data_dir.join("home")).env_remove("KUBECONFIG");
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("running /usr/bin/kubectl: {e} (install stock kubectl)"));
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            let _ = pipe.write_all(input.as_bytes());
+        }
+        child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("waiting for kubectl: {e}"))
+    }
+
+    /// kubectl that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// kubectl that must fail; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} unexpectedly succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// `kubectl apply -f -` with a manifest; returns stdout.
+    pub fn apply(&self, manifest: &str) -> String {
+        let out = self.kubectl_stdin(&["apply", "-f", "-"], Some(manifest));
+        assert!(
+            out.status.success(),
+            "kubectl apply failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl get ... -o json` parsed.
+    pub fn get_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["get"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["-o", "json"]);
+        let out = self.ok(&a);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("kubectl {a:?} printed invalid JSON: {e}\n{out}"))
+    }
+}

@@ -133,11 +133,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Delete a key, if `expected_revision` is given only when it matches; returns the last state and the
     /// revision of the deletion.
-    fn delete<'a>(
-        &'a self,
-        key: &'a str,
-        expected_revision: Option<i64>,
-    ) -> BoxFuture<'a, Result<(KeyValue, i64)>>;
+    fn delete<'a>(&'a self, key: &'a str, expected_revision: Option<i64>) -> BoxFuture<'a, Result<(KeyValue, i64)>>;
 
     /// Watch keys with `prefix` for changes after `after_revision` (history first, then live changes).
     /// Fails with [`Error::Compacted`] when `after_revision` is older than the compaction point.

@@ -264,7 +264,8 @@ impl Inner {
 impl Store for SqliteStore {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<KeyValue>>> {
         let key = key.to_string();
-        self.blocking(move |inner| get_current(&lock(&inner.reader), &key)).boxed()
+        self.blocking(move |inner| get_current(&lock(&inner.reader), &key))
+            .boxed()
     }
 
     fn list<'a>(
@@ -344,11 +345,7 @@ impl Store for SqliteStore {
         .boxed()
     }
 
-    fn delete<'a>(
-        &'a self,
-        key: &'a str,
-        expected_revision: Option<i64>,
-    ) -> BoxFuture<'a, Result<(KeyValue, i64)>> {
+    fn delete<'a>(&'a self, key: &'a str, expected_revision: Option<i64>) -> BoxFuture<'a, Result<(KeyValue, i64)>> {
         let key = key.to_string();
         self.blocking(move |inner| {
             let k = key.clone();
@@ -394,8 +391,7 @@ impl Store for SqliteStore {
                 loop {
                     while last < catch_up_to {
                         let (p, i, from, upto) = (prefix.clone(), inner.clone(), last, catch_up_to);
-                        let batch =
-                            tokio::task::spawn_blocking(move || i.history(&p, from, upto, HISTORY_BATCH)).await;
+                        let batch = tokio::task::spawn_blocking(move || i.history(&p, from, upto, HISTORY_BATCH)).await;
                         let batch = match batch {
                             Ok(Ok(b)) => b,
                             Ok(Err(e)) => {
@@ -500,21 +496,34 @@ mod tests {
     #[tokio::test]
     async fn crud_with_revisions_and_conflicts() {
         let (_d, s) = open();
-        let r1 = s.create("/registry/pods/default/a", b"1".to_vec()).await.expect("create");
+        let r1 = s
+            .create("/registry/pods/default/a", b"1".to_vec())
+            .await
+            .expect("create");
         assert!(matches!(
             s.create("/registry/pods/default/a", b"x".to_vec()).await,
             Err(Error::AlreadyExists(_))
         ));
-        let r2 = s.update("/registry/pods/default/a", b"2".to_vec(), r1).await.expect("update");
+        let r2 = s
+            .update("/registry/pods/default/a", b"2".to_vec(), r1)
+            .await
+            .expect("update");
         assert!(r2 > r1);
         assert!(matches!(
             s.update("/registry/pods/default/a", b"3".to_vec(), r1).await,
             Err(Error::Conflict { .. })
         ));
         let kv = s.get("/registry/pods/default/a").await.expect("get").expect("present");
-        assert_eq!((kv.value.as_slice(), kv.create_revision, kv.mod_revision), (&b"2"[..], r1, r2));
-        s.create("/registry/pods/default/b", b"b".to_vec()).await.expect("create b");
-        s.create("/registry/pods/other/c", b"c".to_vec()).await.expect("create c");
+        assert_eq!(
+            (kv.value.as_slice(), kv.create_revision, kv.mod_revision),
+            (&b"2"[..], r1, r2)
+        );
+        s.create("/registry/pods/default/b", b"b".to_vec())
+            .await
+            .expect("create b");
+        s.create("/registry/pods/other/c", b"c".to_vec())
+            .await
+            .expect("create c");
         let page = s.list("/registry/pods/default/", None, Some(1)).await.expect("list");
         assert_eq!(page.items.len(), 1);
         assert!(page.more);
@@ -526,7 +535,10 @@ mod tests {
         assert!(!rest.more);
         let (prev, _) = s.delete("/registry/pods/default/a", None).await.expect("delete");
         assert_eq!(prev.value, b"2");
-        assert!(matches!(s.delete("/registry/pods/default/a", None).await, Err(Error::NotFound(_))));
+        assert!(matches!(
+            s.delete("/registry/pods/default/a", None).await,
+            Err(Error::NotFound(_))
+        ));
     }
 
     #[tokio::test]
@@ -549,7 +561,10 @@ mod tests {
         assert_eq!(ev.revision(), r3);
         assert!(matches!(ev, Event::Delete { .. }));
         s.compact(r3).await.expect("compact");
-        assert!(matches!(s.watch("/registry/cm/", r1).await, Err(Error::Compacted { .. })));
+        assert!(matches!(
+            s.watch("/registry/cm/", r1).await,
+            Err(Error::Compacted { .. })
+        ));
     }
 
     #[tokio::test]
