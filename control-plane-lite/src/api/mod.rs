@@ -22,6 +22,7 @@ pub mod discovery;
 pub mod error;
 pub mod gc;
 pub mod object;
+pub mod protobuf;
 pub mod request;
 pub mod route;
 pub mod typed;
