@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::api::{Api, gc, request::Query, route::ResourcePath};
+use crate::api::{self, Api, gc, request::Query, route::ResourcePath};
 use crate::metrics::Metrics;
 use crate::pki;
 use crate::store::{self, Store};
@@ -49,6 +49,16 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// A flag value is invalid.
+    #[error("{flag} {value}: {why}")]
+    Config {
+        /// The flag.
+        flag: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong and what to do.
+        why: &'static str,
+    },
     /// Bootstrapping default objects failed.
     #[error("creating default {what}: {message}")]
     Bootstrap {
@@ -80,6 +90,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Store backend.
     pub datastore: Datastore,
+    /// Service ClusterIP range, e.g. `10.43.0.0/16`.
+    pub service_cidr: String,
 }
 
 /// A started server: its address and the API state.
@@ -127,6 +139,11 @@ pub async fn open_store(data_dir: &std::path::Path, datastore: &Datastore) -> Re
 impl Server {
     /// Prepare everything and bind the listener; call [`Server::serve`] to answer requests.
     pub async fn start(cfg: Config) -> Result<Self> {
+        let service_cidr = api::alloc::Cidr::parse(&cfg.service_cidr).ok_or_else(|| Error::Config {
+            flag: "--service-cidr",
+            value: cfg.service_cidr.clone(),
+            why: "expected an IPv4 range with a prefix of /30 or shorter, e.g. 10.43.0.0/16",
+        })?;
         std::fs::create_dir_all(&cfg.data_dir).map_err(io(format!("creating {}", cfg.data_dir.display())))?;
         let creds = pki::ensure(&cfg.data_dir, &[cfg.listen.ip()])?;
         let store = open_store(&cfg.data_dir, &cfg.datastore).await?;
@@ -159,10 +176,22 @@ impl Server {
             metrics: Arc::new(Metrics::new()),
             gc: gc_handle,
             shutdown: shutdown_rx,
+            service_cidr,
             ready: std::sync::atomic::AtomicBool::new(false),
         });
         tokio::spawn(gc::run(Arc::downgrade(&api), gc_queue));
         bootstrap(&api).await?;
+        api.repair_allocations().await;
+        bootstrap_kubernetes_service(
+            &api,
+            if addr.ip().is_unspecified() {
+                "127.0.0.1".parse().ok()
+            } else {
+                Some(addr.ip())
+            },
+            addr.port(),
+        )
+        .await?;
         gc::requeue_pending(&api).await;
         tokio::spawn(compactor(Arc::downgrade(&api)));
         api.ready.store(true, Ordering::Release);
@@ -250,6 +279,85 @@ async fn bootstrap(api: &Arc<Api>) -> Result<()> {
             Err(e) => {
                 return Err(Error::Bootstrap {
                     what: format!("namespace {ns}"),
+                    message: e.message,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `kubernetes` Service in `default` (first ClusterIP of the range) and its endpoints, pointing at this server.
+async fn bootstrap_kubernetes_service(api: &Arc<Api>, ip: Option<std::net::IpAddr>, port: u16) -> Result<()> {
+    let first = api.service_cidr.nth(1).to_string();
+    let ip = ip.map(|i| i.to_string()).unwrap_or_else(|| "127.0.0.1".into());
+    let objects = [
+        (
+            "v1",
+            "Service",
+            json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "clusterIP": first, "sessionAffinity": "None",
+                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]}}),
+        ),
+        (
+            "v1",
+            "Endpoints",
+            json!({"apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]}),
+        ),
+        (
+            "discovery.k8s.io/v1",
+            "EndpointSlice",
+            json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "kubernetes", "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}),
+        ),
+    ];
+    // Endpoints may not point at loopback (as in Kubernetes): a server listening only on loopback gets the Service
+    // without endpoints; in-cluster clients need the server on a routable address.
+    let routable = ip
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|a| !a.is_loopback() && !a.is_unspecified());
+    for (av, kind, body) in objects {
+        if kind != "Service" && !routable {
+            continue;
+        }
+        let Some(res) = api_core::registry::by_kind(av, kind) else {
+            continue;
+        };
+        let rp = ResourcePath {
+            res,
+            namespace: Some("default".into()),
+            name: None,
+            sub: None,
+            watch_path: false,
+        };
+        match api.create(&rp, body.clone(), &Query::default()).await {
+            Ok(_) => {}
+            Err(e) if e.code == 409 => {
+                // Keep the endpoints pointing at this server when its address or port changed.
+                if kind != "Service" {
+                    let one = ResourcePath {
+                        name: Some("kubernetes".into()),
+                        ..rp
+                    };
+                    let _ = api
+                        .modify_with(&one, "kubernetes", move |cur| {
+                            let mut o = body.clone();
+                            o["metadata"] = cur["metadata"].clone();
+                            Ok(o)
+                        })
+                        .await;
+                }
+            }
+            Err(e) => {
+                return Err(Error::Bootstrap {
+                    what: format!("{kind} kubernetes"),
                     message: e.message,
                 });
             }

@@ -8,6 +8,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use control_plane_lite::server::{self, Datastore};
 
+mod bench;
+
 #[derive(Parser)]
 #[command(
     name = "keel",
@@ -59,6 +61,11 @@ enum Command {
         /// Run only the control plane. The node agent is not built yet, so this is currently always the case.
         #[arg(long)]
         no_agent: bool,
+    },
+    /// Benchmarks, each printed beside its anchor measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        which: bench::Which,
     },
 }
 
@@ -118,6 +125,7 @@ async fn main() -> Result<()> {
                 data_dir: data_dir.clone(),
                 listen,
                 datastore,
+                service_cidr: service_cidr.clone(),
             })
             .await
             .context("starting keel server")?;
@@ -129,6 +137,7 @@ async fn main() -> Result<()> {
             srv.serve(terminated()).await;
             Ok(())
         }
+        Command::Bench { which } => bench::run(which).await,
     }
 }
 

@@ -336,3 +336,175 @@ impl Server {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("kubectl {a:?} printed invalid JSON: {e}\n{out}"))
     }
 }
+
+/// A long-running kubectl (`get -w`) whose stdout is read line by line; killed by pid and reaped on drop.
+pub struct KubectlStream {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl KubectlStream {
+    /// Wait up to `limit` for the next line satisfying `f` and return it; every line read is kept in [`Self::seen`].
+    pub fn wait_line(&mut self, what: &str, limit: Duration, f: impl Fn(&str) -> bool) -> Result<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if f(&line) {
+                        return Ok(line);
+                    }
+                }
+                Err(e) => bail!(
+                    "no line with {what} from kubectl within {limit:?} ({e}); stdout so far:\n{}\nstderr:\n{}",
+                    self.seen.join("\n"),
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    /// Every stdout line read so far.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
+    /// What kubectl printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for KubectlStream {
+    fn drop(&mut self) {
+        // Our own unreaped child: the pid cannot have been reused.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP response read with curl.
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    /// The status code.
+    pub code: u16,
+    /// The body as text.
+    pub body: String,
+}
+
+impl HttpReply {
+    /// The body parsed as JSON (panics with the body when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("response body is not JSON ({e}): {}", self.body))
+    }
+}
+
+impl Server {
+    /// Start a long-running kubectl (for `get -w`) whose stdout lines can be awaited.
+    pub fn kubectl_stream(&self, args: &[&str]) -> KubectlStream {
+        use std::io::{BufRead, Read};
+        let mut cmd = Command::new("/usr/bin/kubectl");
+        cmd.arg("--kubeconfig").arg(self.kubeconfig()).args(args);
+        cmd.env("HOME", self.data_dir.join("home")).env_remove("KUBECONFIG");
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("running /usr/bin/kubectl: {e} (install stock kubectl)"));
+        let (tx, lines) = std::sync::mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(out).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        if let Some(mut err) = child.stderr.take() {
+            let sink = stderr.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = err.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(mut s) = sink.lock() {
+                        s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    }
+                }
+            });
+        }
+        KubectlStream {
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr,
+        }
+    }
+
+    /// The admin bearer token (`<data dir>/admin-token`).
+    pub fn admin_token(&self) -> String {
+        let path = self.data_dir.join("admin-token");
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+            .trim()
+            .to_string()
+    }
+
+    /// A raw HTTPS request with curl (`-sk`): `auth` adds the admin bearer token; `body` is (content type, bytes).
+    pub fn curl(&self, method: &str, path: &str, auth: bool, body: Option<(&str, &[u8])>) -> HttpReply {
+        self.curl_args(&[], method, path, auth, body)
+    }
+
+    /// [`Server::curl`] with extra curl arguments (e.g. `--http1.1`).
+    pub fn curl_args(
+        &self,
+        extra: &[&str],
+        method: &str,
+        path: &str,
+        auth: bool,
+        body: Option<(&str, &[u8])>,
+    ) -> HttpReply {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sk", "-X", method, "-w", "\n%{http_code}"]).args(extra);
+        if auth {
+            cmd.arg("-H")
+                .arg(format!("Authorization: Bearer {}", self.admin_token()));
+        }
+        if let Some((content_type, _)) = body {
+            cmd.arg("-H")
+                .arg(format!("Content-Type: {content_type}"))
+                .args(["--data-binary", "@-"]);
+        }
+        cmd.arg(format!("https://{}{path}", self.listen));
+        cmd.stdin(if body.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("running curl: {e} (apt-get install curl)"));
+        if let (Some((_, bytes)), Some(mut pipe)) = (body, child.stdin.take()) {
+            // The server may answer (413) before reading everything: a broken pipe here is expected then.
+            let _ = pipe.write_all(bytes);
+        }
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("waiting for curl: {e}"));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+        let code = code.trim().parse().unwrap_or_else(|_| {
+            panic!(
+                "curl {method} {path} printed no status code: {text}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        HttpReply {
+            code,
+            body: body.to_string(),
+        }
+    }
+}

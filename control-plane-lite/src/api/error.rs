@@ -147,7 +147,16 @@ impl ApiError {
         };
         let causes: Vec<Value> = errs
             .iter()
-            .map(|e| json!({"reason": e.reason(), "message": e.message(), "field": e.field}))
+            .map(|e| {
+                // Kubernetes puts the field in `field` and the rest ("Invalid value: ...") in `message`;
+                // kubectl joins them back as "<field>: <message>".
+                let full = e.message();
+                let body = full
+                    .strip_prefix(&format!("{}: ", e.field))
+                    .unwrap_or(&full)
+                    .to_string();
+                json!({"reason": e.reason(), "message": body, "field": e.field})
+            })
             .collect();
         Self {
             code: 422,

@@ -18,6 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
+pub mod alloc;
 pub mod discovery;
 pub mod error;
 pub mod gc;
@@ -49,6 +50,8 @@ pub struct Api {
     pub gc: gc::Gc,
     /// Flips to true on shutdown; ends watch streams.
     pub shutdown: tokio_watch::Receiver<bool>,
+    /// The Service ClusterIP range.
+    pub service_cidr: alloc::Cidr,
     /// False until startup (default namespaces) is complete.
     pub ready: std::sync::atomic::AtomicBool,
 }

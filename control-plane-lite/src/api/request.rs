@@ -134,9 +134,7 @@ pub fn decode_body(content_type: &str, body: &Bytes) -> Result<Value> {
     }
     let ct = content_type.split(';').next().unwrap_or("").trim();
     if ct == "application/vnd.kubernetes.protobuf" {
-        return Err(ApiError::unsupported_media_type(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
-        ));
+        return super::protobuf::decode(body);
     }
     let v: Value = if ct.ends_with("yaml") {
         let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;

@@ -244,11 +244,20 @@ impl Api {
             return Ok(Reply::created(o).warn(warnings));
         }
         let key = obj::key(res, ns.as_deref(), &name);
-        let rev = self
-            .store
-            .create(&key, obj::to_bytes(&o))
-            .await
-            .map_err(|e| ApiError::from_store(res, &name, e))?;
+        let claims = if res.kind == "Service" {
+            Some(self.allocate(res, &mut o, None).await?.0)
+        } else {
+            None
+        };
+        let rev = match self.store.create(&key, obj::to_bytes(&o)).await {
+            Ok(rev) => rev,
+            Err(e) => {
+                if let Some(c) = &claims {
+                    self.release(c).await;
+                }
+                return Err(ApiError::from_store(res, &name, e));
+            }
+        };
         set_meta(&mut o, "resourceVersion", json!(rev.to_string()));
         Ok(Reply::created(o).warn(warnings))
     }
@@ -433,6 +442,9 @@ impl Api {
             if res.kind == "Secret" {
                 fold_string_data(&mut new);
             }
+            if res.kind == "Service" && sub.is_none() {
+                super::alloc::carry_allocations(&old, &mut new);
+            }
             let errs = validation::validate_update(res, &old, &new);
             if !errs.is_empty() {
                 return Err(ApiError::invalid(res, name, &errs));
@@ -450,6 +462,9 @@ impl Api {
                 match self.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok((_, rev)) => {
                         set_meta(&mut new, "resourceVersion", json!(rev.to_string()));
+                        if res.kind == "Service" {
+                            self.release(&self.claims_of(&new)).await;
+                        }
                         self.gc.owner_deleted(res, &new);
                         return Ok((Reply::ok(new), Some(requested)));
                     }
@@ -457,13 +472,26 @@ impl Api {
                     Err(e) => return Err(ApiError::from_store(res, name, e)),
                 }
             }
+            let (fresh, dropped) = if res.kind == "Service" && sub.is_none() {
+                self.allocate(res, &mut new, Some(&old)).await?
+            } else {
+                Default::default()
+            };
+            let new_bytes = obj::to_bytes(&new);
             match self.store.update(&key, new_bytes, kv.mod_revision).await {
                 Ok(rev) => {
+                    self.release(&dropped).await;
                     set_meta(&mut new, "resourceVersion", json!(rev.to_string()));
                     return Ok((Reply::ok(new), Some(requested)));
                 }
-                Err(store::Error::Conflict { .. }) if precondition.is_none() => continue,
-                Err(e) => return Err(ApiError::from_store(res, name, e)),
+                Err(store::Error::Conflict { .. }) if precondition.is_none() => {
+                    self.release(&fresh).await;
+                    continue;
+                }
+                Err(e) => {
+                    self.release(&fresh).await;
+                    return Err(ApiError::from_store(res, name, e));
+                }
             }
         }
         Err(ApiError::conflict(res, name))
@@ -701,6 +729,9 @@ impl Api {
             match self.store.delete(&key, Some(kv.mod_revision)).await {
                 Ok((_, rev)) => {
                     set_meta(&mut current, "resourceVersion", json!(rev.to_string()));
+                    if res.kind == "Service" {
+                        self.release(&self.claims_of(&current)).await;
+                    }
                     self.gc.owner_deleted(res, &current);
                     return Ok(Reply::ok(current));
                 }
@@ -878,7 +909,10 @@ fn unknown_field_warnings(res: &ResourceDef, o: &Value, mode: FieldValidation) -
     let msgs: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
     if mode == FieldValidation::Strict {
         return Err(ApiError::bad_request(format!(
-            "strict decoding error: {}",
+            "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+            res.kind,
+            res.version,
+            res.kind,
             msgs.join(", ")
         )));
     }
