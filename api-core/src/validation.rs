@@ -12,6 +12,12 @@
 //!
 //! Go iterates maps in random order; this module checks map keys in sorted order so that messages are stable.
 //! Like `ErrorList.ToAggregate`, identical messages are reported once.
+//!
+//! Not covered (rare from `kubectl`): affinity terms, security contexts, Job pod failure and success policies beyond
+//! their immutability, volume sources beyond their required names, and integer-only extended resources. Two
+//! differences follow from Keel's server: a Pod's `spec.nodeName` may be set by update (binding goes through the
+//! update path), and a Local LoadBalancer's `healthCheckNodePort` may still be unset (ports are allocated after
+//! validation, Kubernetes allocates them before).
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
@@ -1084,11 +1090,9 @@ fn validate_meta_update(old: &Value, new: &Value, errs: &mut Vec<FieldError>) {
 /// Validate an object (after defaults) for create.
 pub fn validate_create(res: &ResourceDef, obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    validate_object(res, obj, &mut errs);
-    match res.kind {
-        "Pod" => validate_pod_create(obj, &mut errs),
-        "Job" => validate_job_create(obj, &mut errs),
-        _ => {}
+    validate_object(res, obj, None, &mut errs);
+    if res.kind == "Pod" {
+        validate_pod_create(obj, &mut errs);
     }
     dedup(errs)
 }
@@ -1103,7 +1107,7 @@ pub fn validate_update(res: &ResourceDef, old: &Value, new: &Value) -> Vec<Field
     // Kubernetes checks these kinds' update rules before re-validating the object; the others after.
     let update_first = matches!(res.kind, "Service" | "ConfigMap" | "Secret" | "Node");
     let mut object_errs = Vec::new();
-    validate_object(res, new, &mut object_errs);
+    validate_object(res, new, Some(old), &mut object_errs);
     if !update_first {
         errs.append(&mut object_errs);
     }
@@ -1142,8 +1146,8 @@ pub fn validate_update(res: &ResourceDef, old: &Value, new: &Value) -> Vec<Field
     dedup(errs)
 }
 
-/// Checks shared by create and update: metadata and the kind's own rules on one object.
-fn validate_object(res: &ResourceDef, obj: &Value, errs: &mut Vec<FieldError>) {
+/// Checks shared by create and update: metadata and the kind's own rules on one object (`old` on update).
+fn validate_object(res: &ResourceDef, obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
     if res.kind == "Event" {
         validate_event(obj, errs);
         return;
@@ -1161,7 +1165,15 @@ fn validate_object(res: &ResourceDef, obj: &Value, errs: &mut Vec<FieldError>) {
             }
             nonnegative("revision", int_of(obj, "revision"), errs);
         }
-        "Job" => validate_job(obj, errs),
+        "Job" => {
+            // Jobs created before the `batch.kubernetes.io/` labels existed keep passing without them.
+            let prefixed = old.is_none_or(|o| {
+                o.pointer("/spec/template/metadata/labels")
+                    .is_some_and(|l| l.get(JOB_CONTROLLER_UID).is_some())
+            });
+            validate_generated_selector(obj, prefixed, errs);
+            validate_job(obj, errs);
+        }
         "Service" => validate_service(obj, errs),
         "ConfigMap" => validate_config_map(obj, errs),
         "Secret" => validate_secret(obj, errs),
@@ -2955,7 +2967,7 @@ const JOB_NAME: &str = "batch.kubernetes.io/job-name";
 const LEGACY_CONTROLLER_UID: &str = "controller-uid";
 const LEGACY_JOB_NAME: &str = "job-name";
 
-/// `ValidateJob` without the generated-selector check (which depends on create vs update).
+/// `ValidateJobSpec` plus `ValidateJob`'s Indexed-hostname check; the caller checks the generated selector first.
 fn validate_job(obj: &Value, errs: &mut Vec<FieldError>) {
     let spec = field_of(obj, "spec");
     for f in [
@@ -3130,16 +3142,9 @@ fn validate_generated_selector(obj: &Value, prefixed: bool, errs: &mut Vec<Field
     }
 }
 
-fn validate_job_create(obj: &Value, errs: &mut Vec<FieldError>) {
-    validate_generated_selector(obj, true, errs);
-}
-
 /// `ValidateJobSpecUpdate`: the selector, the pod template (scheduling directives aside while suspended and never
 /// started), completions (except an Indexed Job scaling with parallelism) and several policies are immutable.
 fn validate_job_update(old: &Value, new: &Value, errs: &mut Vec<FieldError>) {
-    let old_labels = old.pointer("/spec/template/metadata/labels");
-    let prefixed = old_labels.is_some_and(|l| l.get(JOB_CONTROLLER_UID).is_some());
-    validate_generated_selector(new, prefixed, errs);
     let (spec, old_spec) = (field_of(new, "spec"), field_of(old, "spec"));
     let completions = field_of(spec, "completions");
     if !sem_eq(completions, field_of(old_spec, "completions")) {
@@ -3462,6 +3467,8 @@ fn validate_service(obj: &Value, errs: &mut Vec<FieldError>) {
             &["Cluster", "Local"],
         ));
     }
+    // Kubernetes also requires a non-zero health check port for a Local LoadBalancer, but it allocates node ports
+    // before validating; Keel's server allocates them after, so an unset port is not an error yet.
     let hc = int_of(spec, "healthCheckNodePort").unwrap_or(0);
     if !(ty == "LoadBalancer" && etp == "Local") {
         if hc != 0 {
@@ -3471,9 +3478,7 @@ fn validate_service(obj: &Value, errs: &mut Vec<FieldError>) {
                 "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
             ));
         }
-    } else if hc == 0 {
-        errs.push(FieldError::required("spec.healthCheckNodePort", ""));
-    } else if !is_valid_port_num(hc) {
+    } else if hc != 0 && !is_valid_port_num(hc) {
         errs.push(FieldError::invalid(
             "spec.healthCheckNodePort",
             Value::from(hc),
@@ -5438,6 +5443,105 @@ mod tests {
         assert_eq!(validate_update(res("Service"), &old_d, &kept), Vec::new());
         old_d = with(old_d, "/spec/ports/0/port", json!(81));
         assert_eq!(validate_update(res("Service"), &old_d, &kept), Vec::new());
+    }
+
+    #[test]
+    fn service_traffic_policies() {
+        let lb = json!({"metadata": {"name": "lb", "namespace": "default"},
+                        "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"port": 80}]}});
+        // The health check port is allocated after validation in Keel.
+        assert_eq!(create("Service", lb.clone()), Vec::<String>::new());
+        let with_hc = with(lb, "/spec/healthCheckNodePort", json!(30500));
+        assert_eq!(
+            update(
+                "Service",
+                with_hc.clone(),
+                with(with_hc, "/spec/healthCheckNodePort", json!(30501))
+            ),
+            vec!["spec.healthCheckNodePort: Forbidden: field is immutable"]
+        );
+        assert_eq!(
+            create(
+                "Service",
+                with(service(), "/spec/externalTrafficPolicy", json!("Local"))
+            ),
+            vec![
+                "spec.externalTrafficPolicy: Invalid value: \"Local\": may only be set for externally-accessible services"
+            ]
+        );
+        assert_eq!(
+            create("Service", with(service(), "/spec/healthCheckNodePort", json!(30500))),
+            vec![
+                "spec.healthCheckNodePort: Invalid value: 30500: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"
+            ]
+        );
+        assert_eq!(
+            create("Service", with(service(), "/spec/internalTrafficPolicy", json!("Node"))),
+            vec!["spec.internalTrafficPolicy: Unsupported value: \"Node\": supported values: \"Cluster\", \"Local\""]
+        );
+    }
+
+    #[test]
+    fn stateful_set_selector_change_is_a_forbidden_spec_update() {
+        let new = with(
+            with(stateful_set(), "/spec/selector", json!({"matchLabels": {"app": "db2"}})),
+            "/spec/template/metadata/labels",
+            json!({"app": "db2"}),
+        );
+        assert_eq!(
+            update("StatefulSet", stateful_set(), new),
+            vec![
+                "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+            ]
+        );
+    }
+
+    #[test]
+    fn indexed_job_pod_hostnames_must_be_labels() {
+        let name = "j".repeat(62);
+        let j = with(
+            with(
+                with(job(UID), "/metadata/name", json!(name.clone())),
+                "/spec/completionMode",
+                json!("Indexed"),
+            ),
+            "/spec/completions",
+            json!(10),
+        );
+        let mut j = j;
+        defaults::job_selector(&mut j, UID);
+        assert_has(
+            &create("Job", j),
+            &format!(
+                "metadata.name: Invalid value: \"{name}\": will not able to create pod with invalid DNS label: {name}-9"
+            ),
+        );
+    }
+
+    #[test]
+    fn events_with_event_time_need_reporting_fields() {
+        let ev = json!({"metadata": {"name": "e", "namespace": "default"}, "eventTime": "2025-01-01T00:00:00.000000Z",
+                        "involvedObject": {"kind": "Pod", "name": "web", "namespace": "default"}});
+        assert_eq!(
+            create("Event", ev),
+            vec![
+                "reportingComponent: Required value".to_string(),
+                "reportingComponent: Invalid value: \"\": name part must be non-empty".to_string(),
+                format!("reportingComponent: Invalid value: \"\": name part {QUALIFIED_NAME_MSG}"),
+                "reportingInstance: Required value".to_string(),
+                "action: Required value".to_string(),
+                "reason: Required value".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn lease_preferred_holder_needs_a_strategy() {
+        let lease = json!({"metadata": {"name": "l", "namespace": "default"}, "spec": {"preferredHolder": "a"}});
+        assert_eq!(
+            create("Lease", lease),
+            vec!["spec.preferredHolder: Forbidden: may only be specified if `strategy` is defined"]
+        );
     }
 
     // -----------------------------------------------------------------------------------------------------------

@@ -62,6 +62,8 @@ pub struct Reply {
     pub code: u16,
     /// JSON body.
     pub body: Value,
+    /// Pre-encoded JSON body, sent instead of `body` when set (large lists).
+    pub raw: Option<Vec<u8>>,
     /// `Warning` headers (unknown fields under fieldValidation=Warn).
     pub warnings: Vec<String>,
 }
@@ -72,6 +74,7 @@ impl Reply {
         Self {
             code: 200,
             body,
+            raw: None,
             warnings: vec![],
         }
     }
@@ -81,6 +84,17 @@ impl Reply {
         Self {
             code: 201,
             body,
+            raw: None,
+            warnings: vec![],
+        }
+    }
+
+    /// 200 OK with an already encoded JSON body.
+    pub fn raw(bytes: Vec<u8>) -> Self {
+        Self {
+            code: 200,
+            body: Value::Null,
+            raw: Some(bytes),
             warnings: vec![],
         }
     }
@@ -95,12 +109,11 @@ impl Reply {
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::OK);
-        let mut resp = (
-            code,
-            [(header::CONTENT_TYPE, "application/json")],
-            self.body.to_string(),
-        )
-            .into_response();
+        let body = match self.raw {
+            Some(raw) => raw,
+            None => self.body.to_string().into_bytes(),
+        };
+        let mut resp = (code, [(header::CONTENT_TYPE, "application/json")], body).into_response();
         for w in self.warnings {
             if let Ok(v) = HeaderValue::from_str(&format!("299 - {}", json!(w))) {
                 resp.headers_mut().append(header::WARNING, v);

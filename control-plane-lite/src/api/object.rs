@@ -46,6 +46,29 @@ pub fn from_bytes(bytes: &[u8], revision: i64) -> Result<Value> {
     Ok(v)
 }
 
+/// Append stored object bytes to `out` with `metadata.resourceVersion` set, without parsing: objects are stored
+/// by [`to_bytes`] with `metadata` as an object right after `apiVersion` and `kind`, so its opening brace is the
+/// first `"metadata":{`. Falls back to parse-and-encode when the bytes do not look like that.
+pub fn write_with_revision(out: &mut Vec<u8>, bytes: &[u8], revision: i64) {
+    const KEY: &[u8] = b"\"metadata\":{";
+    let pos = bytes.windows(KEY.len()).position(|w| w == KEY);
+    match pos {
+        Some(p) if bytes[..p].iter().filter(|b| **b == b'{').count() == 1 => {
+            let split = p + KEY.len();
+            out.extend_from_slice(&bytes[..split]);
+            out.extend_from_slice(format!("\"resourceVersion\":\"{revision}\"").as_bytes());
+            if bytes.get(split) != Some(&b'}') {
+                out.push(b',');
+            }
+            out.extend_from_slice(&bytes[split..]);
+        }
+        _ => match from_bytes(bytes, revision) {
+            Ok(v) => out.extend_from_slice(v.to_string().as_bytes()),
+            Err(_) => out.extend_from_slice(b"{}"),
+        },
+    }
+}
+
 /// Encode for the store: everything but `metadata.resourceVersion`.
 pub fn to_bytes(obj: &Value) -> Vec<u8> {
     let mut o = obj.clone();
@@ -144,6 +167,21 @@ mod tests {
         assert_eq!(key(node, Some("ignored"), "n1"), "/registry/minions/n1");
         let dep = registry::by_kind("apps/v1", "Deployment").expect("dep");
         assert_eq!(collection_prefix(dep, None), "/registry/deployments/");
+    }
+
+    #[test]
+    fn spliced_revision_matches_parsed() {
+        for o in [
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "labels": {"x": "{"}}, "spec": {}}),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {}}),
+            json!({"kind": "Pod", "spec": {"metadata": {"name": "inner"}}, "metadata": {"name": "b"}}),
+        ] {
+            let b = to_bytes(&o);
+            let mut out = Vec::new();
+            write_with_revision(&mut out, &b, 9);
+            let spliced: Value = serde_json::from_slice(&out).expect("valid json");
+            assert_eq!(spliced, from_bytes(&b, 9).expect("decode"));
+        }
     }
 
     #[test]

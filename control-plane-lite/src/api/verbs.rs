@@ -74,6 +74,28 @@ impl Api {
 
     /// List objects matching the selectors, one page at a time (`limit`/`continue`).
     pub async fn list(&self, rp: &ResourcePath, repr: Representation, q: &Query) -> Result<Reply> {
+        if repr == Representation::Object {
+            // Fast path: splice stored bytes into the response instead of parsing and re-encoding every object.
+            let (kvs, revision, cont) = self.list_kvs(rp, q).await?;
+            let mut meta = json!({"resourceVersion": revision.to_string()});
+            if let Some(c) = &cont {
+                meta["continue"] = json!(c);
+            }
+            let head =
+                json!({"kind": format!("{}List", rp.res.kind), "apiVersion": rp.res.api_version(), "metadata": meta});
+            let head = head.to_string();
+            let mut out = Vec::with_capacity(kvs.iter().map(|kv| kv.value.len() + 40).sum::<usize>() + head.len() + 16);
+            out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+            out.extend_from_slice(b",\"items\":[");
+            for (i, kv) in kvs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                obj::write_with_revision(&mut out, &kv.value, kv.mod_revision);
+            }
+            out.extend_from_slice(b"]}");
+            return Ok(Reply::raw(out));
+        }
         let (items, revision, cont) = self.list_items(rp, q).await?;
         let rv = revision.to_string();
         let body = match repr {
@@ -106,6 +128,13 @@ impl Api {
 
     /// The matching objects of a list request, the store revision, and the continue token if more remain.
     pub async fn list_items(&self, rp: &ResourcePath, q: &Query) -> Result<(Vec<Value>, i64, Option<String>)> {
+        let (kvs, rev, cont) = self.list_kvs(rp, q).await?;
+        let items = kvs.iter().map(from_kv).collect::<Result<Vec<_>>>()?;
+        Ok((items, rev, cont))
+    }
+
+    /// Like [`Api::list_items`], but the stored entries (objects are parsed only to apply selectors).
+    pub async fn list_kvs(&self, rp: &ResourcePath, q: &Query) -> Result<(Vec<store::KeyValue>, i64, Option<String>)> {
         let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))
             .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
         let fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""))
@@ -139,7 +168,7 @@ impl Api {
                 Some(kv) => {
                     let o = from_kv(&kv)?;
                     if labels.matches(&obj::labels(&o)) && fields.matches(rp.res, &o) {
-                        vec![o]
+                        vec![kv]
                     } else {
                         vec![]
                     }
@@ -165,9 +194,14 @@ impl Api {
             revision.get_or_insert(page.revision);
             let n = page.items.len();
             for (i, kv) in page.items.iter().enumerate() {
-                let o = from_kv(kv)?;
-                if labels.matches(&obj::labels(&o)) && fields.matches(rp.res, &o) {
-                    items.push(o);
+                let keep = if filtered {
+                    let o = from_kv(kv)?;
+                    labels.matches(&obj::labels(&o)) && fields.matches(rp.res, &o)
+                } else {
+                    true
+                };
+                if keep {
+                    items.push(kv.clone());
                 }
                 if limit.is_some_and(|l| items.len() >= l) {
                     let more = i + 1 < n || page.more;
