@@ -108,40 +108,26 @@ fn held(svc: &Value, range: &Cidr) -> Claims {
     Claims { ip, ports }
 }
 
-/// Keep what the old Service was allocated when an update leaves it out (as kube-apiserver's
-/// `patchAllocatedValues`): the ClusterIP(s), and the NodePort of each port that still needs one.
-pub fn carry_allocations(old: &Value, new: &mut Value) {
-    let unset = |v: Option<&Value>| v.is_none_or(|v| v.is_null() || v == "" || v == 0);
-    if unset(new.pointer("/spec/clusterIP"))
-        && let Some(ip) = old.pointer("/spec/clusterIP").filter(|v| !unset(Some(v))).cloned()
-        && new.get("spec").is_some_and(Value::is_object)
-        && new.pointer("/spec/type").and_then(Value::as_str) != Some("ExternalName")
-    {
-        new["spec"]["clusterIP"] = ip;
-        if let Some(ips) = old.pointer("/spec/clusterIPs").cloned() {
-            new["spec"]["clusterIPs"] = ips;
-        }
-    }
-    if !needs_node_ports(new) {
+/// When an update changes a Service's type so it no longer needs NodePorts (or an external traffic policy), drop
+/// the values it only carried over from the old object, as kube-apiserver's `dropTypeDependentFields` does.
+pub fn drop_type_dependent_fields(old: &Value, new: &mut Value) {
+    if needs_node_ports(new) || !needs_node_ports(old) {
         return;
     }
-    let old_ports: Vec<Value> = old
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let old_ports: Vec<Value> = old.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
     if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
         for p in ports.iter_mut() {
-            if !unset(p.get("nodePort")) {
-                continue;
-            }
-            let same = old_ports
-                .iter()
-                .find(|o| o["port"] == p["port"] && o["protocol"] == p["protocol"]);
-            if let Some(n) = same.and_then(|o| o.get("nodePort")).filter(|v| !unset(Some(v))) {
-                p["nodePort"] = n.clone();
+            let same = old_ports.iter().any(|o| o["port"] == p["port"] && o.get("nodePort") == p.get("nodePort"));
+            if same && let Some(m) = p.as_object_mut() {
+                m.remove("nodePort");
             }
         }
+    }
+    if new.pointer("/spec/externalTrafficPolicy") == old.pointer("/spec/externalTrafficPolicy")
+        && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        spec.remove("externalTrafficPolicy");
+        spec.remove("healthCheckNodePort");
     }
 }
 

@@ -465,6 +465,12 @@ impl Api {
             let requested = change(&old)?;
             let mut new = merge_update(res, &old, requested.clone(), sub)?;
             let uid = meta_str(&old, "uid").unwrap_or("").to_string();
+            if sub.is_none() {
+                defaults::prepare_for_update(res, &old, &mut new);
+                if res.kind == "Service" {
+                    super::alloc::drop_type_dependent_fields(&old, &mut new);
+                }
+            }
             if res.kind == "Job" {
                 defaults::job_selector(&mut new, &uid);
             }
@@ -475,9 +481,6 @@ impl Api {
             }
             if res.kind == "Secret" {
                 fold_string_data(&mut new);
-            }
-            if res.kind == "Service" && sub.is_none() {
-                super::alloc::carry_allocations(&old, &mut new);
             }
             let errs = validation::validate_update(res, &old, &new);
             if !errs.is_empty() {

@@ -354,7 +354,8 @@ pub async fn run(args: ApiArgs) -> Result<()> {
         print!("{:>18}", format!("keel/{}", r.store));
     }
     println!();
-    let rows: Vec<(String, Box<dyn Fn(&Results) -> String>)> = vec![
+    type Row = (String, Box<dyn Fn(&Results) -> String>);
+    let rows: Vec<Row> = vec![
         (
             "idle RSS, keel server (MB)".into(),
             Box::new(|r| format!("{:.1}", r.idle_rss)),
