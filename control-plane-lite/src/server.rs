@@ -194,6 +194,7 @@ impl Server {
         .await?;
         gc::requeue_pending(&api).await;
         tokio::spawn(compactor(Arc::downgrade(&api)));
+        crate::controllers::start(&api).await;
         api.ready.store(true, Ordering::Release);
         tracing::info!(%addr, store = api.store.backend_name(), "api server ready");
         Ok(Self {

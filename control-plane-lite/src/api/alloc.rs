@@ -114,10 +114,16 @@ pub fn drop_type_dependent_fields(old: &Value, new: &mut Value) {
     if needs_node_ports(new) || !needs_node_ports(old) {
         return;
     }
-    let old_ports: Vec<Value> = old.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
+    let old_ports: Vec<Value> = old
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
         for p in ports.iter_mut() {
-            let same = old_ports.iter().any(|o| o["port"] == p["port"] && o.get("nodePort") == p.get("nodePort"));
+            let same = old_ports
+                .iter()
+                .any(|o| o["port"] == p["port"] && o.get("nodePort") == p.get("nodePort"));
             if same && let Some(m) = p.as_object_mut() {
                 m.remove("nodePort");
             }

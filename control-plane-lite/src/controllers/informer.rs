@@ -1,0 +1,219 @@
+//! Informers: an in-memory cache of one resource kept current by list + watch on the store, with change
+//! notifications. A relist (start, or after the watch fails, e.g. 410 Gone) swaps the cache atomically and emits
+//! the differences, so subscribers never miss a change and never see a half-built cache (kube-rs watcher's
+//! init/init-done, done as a single swap).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use api_core::registry::ResourceDef;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+use crate::api::Api;
+use crate::api::object::{self as obj, from_bytes, from_kv};
+use crate::store::Event;
+
+/// One change to a cached object.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// State before (None for a creation).
+    pub old: Option<Arc<Value>>,
+    /// State after (None for a deletion).
+    pub new: Option<Arc<Value>>,
+}
+
+impl Change {
+    /// The object, preferring the new state.
+    pub fn object(&self) -> Option<&Arc<Value>> {
+        self.new.as_ref().or(self.old.as_ref())
+    }
+}
+
+/// `namespace/name` (or `name` for cluster-scoped objects): the cache and work-queue key.
+pub fn key_of(o: &Value) -> String {
+    match obj::meta_str(o, "namespace") {
+        Some(ns) if !ns.is_empty() => format!("{ns}/{}", obj::meta_str(o, "name").unwrap_or("")),
+        _ => obj::meta_str(o, "name").unwrap_or("").to_string(),
+    }
+}
+
+/// A cache of one resource across all namespaces.
+pub struct Informer {
+    /// The resource cached.
+    pub res: &'static ResourceDef,
+    cache: RwLock<HashMap<String, Arc<Value>>>,
+    subscribers: Mutex<Vec<mpsc::UnboundedSender<Change>>>,
+    synced: watch::Sender<bool>,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Informer {
+    /// Start list + watch for `res`; the task ends when the API shuts down.
+    pub fn spawn(api: &Arc<Api>, res: &'static ResourceDef) -> Arc<Self> {
+        let (synced, _) = watch::channel(false);
+        let inf = Arc::new(Self {
+            res,
+            cache: RwLock::new(HashMap::new()),
+            subscribers: Mutex::new(Vec::new()),
+            synced,
+        });
+        tokio::spawn(run(Arc::downgrade(api), inf.clone()));
+        inf
+    }
+
+    /// Receive every change from now on.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Change> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.subscribers.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+        rx
+    }
+
+    /// Wait until the first list has been loaded.
+    pub async fn synced(&self) {
+        let mut rx = self.synced.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// One object by namespace (empty for cluster-scoped) and name.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<Value>> {
+        let key = if namespace.is_empty() {
+            name.to_string()
+        } else {
+            format!("{namespace}/{name}")
+        };
+        read(&self.cache).get(&key).cloned()
+    }
+
+    /// All objects, or those of one namespace.
+    pub fn list(&self, namespace: Option<&str>) -> Vec<Arc<Value>> {
+        read(&self.cache)
+            .values()
+            .filter(|o| namespace.is_none_or(|ns| obj::meta_str(o, "namespace") == Some(ns)))
+            .cloned()
+            .collect()
+    }
+
+    fn emit(&self, change: Change) {
+        let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        subs.retain(|tx| tx.send(change.clone()).is_ok());
+    }
+
+    /// Replace the whole cache (after a list), emitting the differences.
+    fn replace(&self, fresh: HashMap<String, Arc<Value>>) {
+        let old = std::mem::replace(&mut *write(&self.cache), fresh.clone());
+        for (k, v) in &fresh {
+            match old.get(k) {
+                Some(o) if o == v => {}
+                o => self.emit(Change {
+                    old: o.cloned(),
+                    new: Some(v.clone()),
+                }),
+            }
+        }
+        for (k, v) in old {
+            if !fresh.contains_key(&k) {
+                self.emit(Change {
+                    old: Some(v),
+                    new: None,
+                });
+            }
+        }
+        self.synced.send_replace(true);
+    }
+
+    fn apply(&self, ev: Event) {
+        let change = match ev {
+            Event::Put { kv, .. } => {
+                let Ok(v) = from_kv(&kv) else { return };
+                let v = Arc::new(v);
+                let old = write(&self.cache).insert(key_of(&v), v.clone());
+                Change { old, new: Some(v) }
+            }
+            Event::Delete { prev, revision } => {
+                let Ok(v) = from_bytes(&prev.value, revision) else {
+                    return;
+                };
+                let old = write(&self.cache).remove(&key_of(&v));
+                Change {
+                    old: old.or(Some(Arc::new(v))),
+                    new: None,
+                }
+            }
+        };
+        self.emit(change);
+    }
+}
+
+async fn run(api: std::sync::Weak<Api>, inf: Arc<Informer>) {
+    let prefix = obj::collection_prefix(inf.res, None);
+    loop {
+        let Some(api) = api.upgrade() else { return };
+        if *api.shutdown.borrow() {
+            return;
+        }
+        // List every page at one consistent revision's view, then watch from it.
+        let mut fresh = HashMap::new();
+        let mut start: Option<String> = None;
+        let mut revision = None;
+        let listed = loop {
+            match api.store.list(&prefix, start.as_deref(), Some(1000)).await {
+                Ok(page) => {
+                    revision.get_or_insert(page.revision);
+                    for kv in &page.items {
+                        if let Ok(v) = from_kv(kv) {
+                            fresh.insert(key_of(&v), Arc::new(v));
+                        }
+                    }
+                    match page.items.last() {
+                        Some(last) if page.more => start = Some(last.key.clone()),
+                        _ => break true,
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(resource = inf.res.plural, error = %e, "informer list failed");
+                    break false;
+                }
+            }
+        };
+        let mut stream = match (listed, revision) {
+            (true, Some(rev)) => match api.store.watch(&prefix, rev).await {
+                Ok(s) => {
+                    inf.replace(fresh);
+                    Some(s)
+                }
+                Err(e) => {
+                    tracing::warn!(resource = inf.res.plural, error = %e, "informer watch failed");
+                    None
+                }
+            },
+            _ => None,
+        };
+        let mut shutdown = api.shutdown.clone();
+        drop(api);
+        if let Some(s) = stream.as_mut() {
+            loop {
+                tokio::select! {
+                    ev = s.recv() => match ev {
+                        Some(Ok(ev)) => inf.apply(ev),
+                        Some(Err(e)) => {
+                            tracing::info!(resource = inf.res.plural, error = %e, "informer relisting");
+                            break;
+                        }
+                        None => break,
+                    },
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
