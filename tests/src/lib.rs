@@ -1,6 +1,8 @@
 //! End-to-end test harness: starts real `keel server` processes (and real etcd when asked) in temp dirs, drives
 //! them with stock `kubectl`, and cleans everything up on drop (processes killed by pid, dirs removed).
 
+pub mod fake_node;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -544,6 +544,23 @@ impl Api {
         self.modify(rp, name, None, false, change, None).await.map(|_| ())
     }
 
+    /// Like [`Api::modify_with`] for the status subresource: only `status` (and labels/annotations) of the
+    /// returned object are kept.
+    pub async fn modify_status_with(
+        &self,
+        rp: &ResourcePath,
+        name: &str,
+        change: impl Fn(&Value) -> Result<Value>,
+    ) -> Result<Value> {
+        let rp = ResourcePath {
+            sub: Some("status".into()),
+            ..rp.clone()
+        };
+        self.modify(&rp, name, None, false, change, Some("status"))
+            .await
+            .map(|(r, _)| r.body)
+    }
+
     async fn write_scale(&self, rp: &ResourcePath, name: &str, scale: Value, dry: bool) -> Result<Reply> {
         if scale.get("kind").and_then(Value::as_str).is_some_and(|k| k != "Scale") {
             return Err(ApiError::bad_request(

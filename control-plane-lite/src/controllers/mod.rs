@@ -11,8 +11,16 @@ use tokio::sync::mpsc;
 
 use crate::api::Api;
 
+pub mod daemonset;
+pub mod deployment;
+pub mod endpointslice;
 pub mod informer;
+pub mod job;
+pub mod nodelifecycle;
+pub mod replicaset;
+pub mod scheduler;
 pub mod serviceaccounts;
+pub mod statefulset;
 
 pub use informer::{Change, Informer, key_of};
 
@@ -257,5 +265,13 @@ pub async fn event(api: &Api, involved: &serde_json::Value, type_: &str, reason:
 pub async fn start(api: &Arc<Api>) -> Arc<Informers> {
     let inf = Informers::start(api).await;
     serviceaccounts::spawn(api.clone(), inf.clone());
+    endpointslice::spawn(api.clone(), inf.clone());
+    replicaset::spawn(api.clone(), inf.clone());
+    deployment::spawn(api.clone(), inf.clone());
+    statefulset::spawn(api.clone(), inf.clone());
+    daemonset::spawn(api.clone(), inf.clone());
+    job::spawn(api.clone(), inf.clone());
+    scheduler::spawn(api.clone(), inf.clone());
+    nodelifecycle::spawn(api.clone(), inf.clone());
     inf
 }
