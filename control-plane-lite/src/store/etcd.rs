@@ -101,6 +101,9 @@ fn prefix_range(prefix: &str) -> (Vec<u8>, Vec<u8>) {
 }
 
 /// Where a page starts: the prefix itself, or just after `start_after` (`start_after + "\0"`) when that is later.
+/// Keys per etcd range request when listing.
+const RANGE_PAGE: usize = 1000;
+
 fn list_start(prefix: &str, start_after: Option<&str>) -> Vec<u8> {
     let (from_prefix, _) = prefix_range(prefix);
     match start_after {
@@ -502,17 +505,40 @@ impl Store for EtcdStore {
     ) -> BoxFuture<'a, Result<ListPage>> {
         async move {
             let (_, end) = prefix_range(prefix);
-            let start = list_start(prefix, start_after);
-            // etcd returns a range in key order unless asked to sort otherwise.
-            let mut options = GetOptions::new().with_range(end);
-            if let Some(l) = limit {
+            let mut start = list_start(prefix, start_after);
+            // Read in ranges of at most RANGE_PAGE keys, all at the first range's revision, so a large list stays
+            // under gRPC's message size limit and is still one consistent snapshot.
+            let mut items: Vec<KeyValue> = Vec::new();
+            let mut revision: Option<i64> = None;
+            loop {
                 // One more than asked, to learn whether more follow.
-                options = options.with_limit(i64::try_from(l).unwrap_or(i64::MAX - 1).saturating_add(1));
+                let want = limit.map_or(RANGE_PAGE, |l| (l + 1).saturating_sub(items.len()).min(RANGE_PAGE));
+                let mut options = GetOptions::new()
+                    .with_range(end.clone())
+                    .with_limit(i64::try_from(want).unwrap_or(i64::MAX));
+                if let Some(r) = revision {
+                    options = options.with_revision(r);
+                }
+                let mut kv = self.client.kv_client();
+                let resp = self.call("list", kv.get(start.clone(), Some(options))).await?;
+                let rev = match revision {
+                    Some(r) => r,
+                    None => header_revision(resp.header(), "list")?,
+                };
+                revision = Some(rev);
+                for k in resp.kvs() {
+                    items.push(to_kv(k)?);
+                }
+                let done = !resp.more() || limit.is_some_and(|l| items.len() > l);
+                match items.last() {
+                    Some(last) if !done => {
+                        start = last.key.as_bytes().to_vec();
+                        start.push(0);
+                    }
+                    _ => break,
+                }
             }
-            let mut kv = self.client.kv_client();
-            let resp = self.call("list", kv.get(start, Some(options))).await?;
-            let revision = header_revision(resp.header(), "list")?;
-            let mut items = resp.kvs().iter().map(to_kv).collect::<Result<Vec<_>>>()?;
+            let revision = revision.unwrap_or(0);
             let more = limit.is_some_and(|l| items.len() > l);
             if let Some(l) = limit {
                 items.truncate(l);
