@@ -2,6 +2,9 @@
 //! notifications. A relist (start, or after the watch fails, e.g. 410 Gone) swaps the cache atomically and emits
 //! the differences, so subscribers never miss a change and never see a half-built cache (kube-rs watcher's
 //! init/init-done, done as a single swap).
+//!
+//! The cache holds each object's stored bytes, not parsed values: a parsed `serde_json::Value` costs ten times
+//! its JSON size, and the control plane must hold 10,000 pods in a few tens of MB. Reads parse on demand.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -39,11 +42,24 @@ pub fn key_of(o: &Value) -> String {
     }
 }
 
+/// One cached object: stored bytes and the revision that wrote them.
+#[derive(Clone, PartialEq, Eq)]
+struct Cached {
+    bytes: Arc<[u8]>,
+    revision: i64,
+}
+
+impl Cached {
+    fn parse(&self) -> Option<Arc<Value>> {
+        from_bytes(&self.bytes, self.revision).ok().map(Arc::new)
+    }
+}
+
 /// A cache of one resource across all namespaces.
 pub struct Informer {
     /// The resource cached.
     pub res: &'static ResourceDef,
-    cache: RwLock<HashMap<String, Arc<Value>>>,
+    cache: RwLock<HashMap<String, Cached>>,
     subscribers: Mutex<Vec<mpsc::UnboundedSender<Change>>>,
     synced: watch::Sender<bool>,
 }
@@ -90,16 +106,29 @@ impl Informer {
         } else {
             format!("{namespace}/{name}")
         };
-        read(&self.cache).get(&key).cloned()
+        let cached = read(&self.cache).get(&key).cloned();
+        cached.and_then(|c| c.parse())
     }
 
     /// All objects, or those of one namespace.
     pub fn list(&self, namespace: Option<&str>) -> Vec<Arc<Value>> {
-        read(&self.cache)
-            .values()
-            .filter(|o| namespace.is_none_or(|ns| obj::meta_str(o, "namespace") == Some(ns)))
-            .cloned()
-            .collect()
+        let prefix = namespace.map(|ns| format!("{ns}/"));
+        let picked: Vec<Cached> = read(&self.cache)
+            .iter()
+            .filter(|(k, _)| prefix.as_deref().is_none_or(|p| k.starts_with(p)))
+            .map(|(_, v)| v.clone())
+            .collect();
+        picked.iter().filter_map(Cached::parse).collect()
+    }
+
+    /// Number of cached objects.
+    pub fn len(&self) -> usize {
+        read(&self.cache).len()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     fn emit(&self, change: Change) {
@@ -108,21 +137,21 @@ impl Informer {
     }
 
     /// Replace the whole cache (after a list), emitting the differences.
-    fn replace(&self, fresh: HashMap<String, Arc<Value>>) {
+    fn replace(&self, fresh: HashMap<String, Cached>) {
         let old = std::mem::replace(&mut *write(&self.cache), fresh.clone());
         for (k, v) in &fresh {
             match old.get(k) {
                 Some(o) if o == v => {}
                 o => self.emit(Change {
-                    old: o.cloned(),
-                    new: Some(v.clone()),
+                    old: o.and_then(Cached::parse),
+                    new: v.parse(),
                 }),
             }
         }
         for (k, v) in old {
             if !fresh.contains_key(&k) {
                 self.emit(Change {
-                    old: Some(v),
+                    old: v.parse(),
                     new: None,
                 });
             }
@@ -135,8 +164,15 @@ impl Informer {
             Event::Put { kv, .. } => {
                 let Ok(v) = from_kv(&kv) else { return };
                 let v = Arc::new(v);
-                let old = write(&self.cache).insert(key_of(&v), v.clone());
-                Change { old, new: Some(v) }
+                let cached = Cached {
+                    bytes: kv.value.into(),
+                    revision: kv.mod_revision,
+                };
+                let old = write(&self.cache).insert(key_of(&v), cached);
+                Change {
+                    old: old.and_then(|o| o.parse()),
+                    new: Some(v),
+                }
             }
             Event::Delete { prev, revision } => {
                 let Ok(v) = from_bytes(&prev.value, revision) else {
@@ -144,7 +180,7 @@ impl Informer {
                 };
                 let old = write(&self.cache).remove(&key_of(&v));
                 Change {
-                    old: old.or(Some(Arc::new(v))),
+                    old: old.and_then(|o| o.parse()).or(Some(Arc::new(v))),
                     new: None,
                 }
             }
@@ -170,7 +206,13 @@ async fn run(api: std::sync::Weak<Api>, inf: Arc<Informer>) {
                     revision.get_or_insert(page.revision);
                     for kv in &page.items {
                         if let Ok(v) = from_kv(kv) {
-                            fresh.insert(key_of(&v), Arc::new(v));
+                            fresh.insert(
+                                key_of(&v),
+                                Cached {
+                                    bytes: kv.value.clone().into(),
+                                    revision: kv.mod_revision,
+                                },
+                            );
                         }
                     }
                     match page.items.last() {
