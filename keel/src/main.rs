@@ -94,8 +94,25 @@ async fn terminated() {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// Cap glibc's malloc arenas at two. By default glibc gives each thread that allocates under contention its own
+/// arena (up to 8 per core) and keeps freed memory in it: with SQLite calls on tokio's blocking threads, a server
+/// holding 10,000 pods sat at ~210 MB RSS instead of ~40 MB (`keel bench api`).
+#[allow(unsafe_code)]
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; it is called first thing in main, before any other thread
+    // exists, and M_ARENA_MAX with a positive value is a documented, always-valid parameter.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+fn main() -> Result<()> {
+    limit_malloc_arenas();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
+}
+
+async fn run() -> Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
