@@ -510,3 +510,48 @@ impl Server {
         }
     }
 }
+
+impl Server {
+    /// [`Server::launch`], then wait until `/readyz` answers 200 (a bound port alone does not mean the server
+    /// started: it binds before bootstrapping). Fails with the log when the process exits during startup.
+    pub fn launch_ready(&mut self) -> Result<()> {
+        if let Err(e) = self.launch() {
+            // The log tail is mostly a backtrace when startup fails; the cause is at the top of the log.
+            let first = e.to_string().lines().next().unwrap_or_default().to_string();
+            bail!("{first}\nstart of the server log:\n{}", self.newest_log_head(12));
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(p) = self.proc.as_mut()
+                && let Some(code) = p.wait_exit(Duration::from_millis(1))
+            {
+                bail!(
+                    "keel server exited with code {code} during startup:\n{}",
+                    self.newest_log_head(12)
+                );
+            }
+            if self.curl("GET", "/readyz", false, None).code == 200 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let log = self.proc.as_ref().map(Proc::log_tail).unwrap_or_default();
+                bail!("keel server did not become ready within 60s:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The first `lines` lines of the most recent server log in the data dir.
+    pub fn newest_log_head(&self, lines: usize) -> String {
+        let newest = std::fs::read_dir(&self.data_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("server-"))
+            .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok());
+        let text = newest
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .unwrap_or_default();
+        text.lines().take(lines).collect::<Vec<_>>().join("\n")
+    }
+}
