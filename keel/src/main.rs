@@ -112,7 +112,10 @@ fn limit_malloc_arenas() {
 
 fn main() -> Result<()> {
     limit_malloc_arenas();
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
 }
 
 async fn run() -> Result<()> {

@@ -278,7 +278,14 @@ impl Api {
             return Ok(Reply::created(o).warn(warnings));
         }
         let key = obj::key(res, ns.as_deref(), &name);
-        if res.kind == "Service" && self.store.get(&key).await.map_err(|e| ApiError::from_store(res, &name, e))?.is_some() {
+        if res.kind == "Service"
+            && self
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| ApiError::from_store(res, &name, e))?
+                .is_some()
+        {
             // Answer AlreadyExists before allocating: the existing Service holds the addresses a retry would ask for.
             return Err(ApiError::already_exists(res, &name));
         }
