@@ -30,6 +30,8 @@ pub fn keel_bin() -> &'static Path {
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args(["build", "--quiet", "-p", "keel"])
             .current_dir(workspace())
+            // The test's own CARGO_MANIFEST_DIR would change build-script inputs and force rebuilds of ring & co.
+            .env_remove("CARGO_MANIFEST_DIR")
             .status();
         assert!(
             status.is_ok_and(|s| s.success()),

@@ -136,7 +136,7 @@ impl Api {
     /// Like [`Api::list_items`], but the stored entries (objects are parsed only to apply selectors).
     pub async fn list_kvs(&self, rp: &ResourcePath, q: &Query) -> Result<(Vec<store::KeyValue>, i64, Option<String>)> {
         let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))
-            .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""))
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         fields
@@ -438,7 +438,15 @@ impl Api {
         }
         let sub = rp.sub.clone();
         let field_validation = q.field_validation()?;
-        let (reply, patched) = self.modify(rp, &name, None, dry, apply, sub.as_deref()).await?;
+        let res = rp.res;
+        // Unknown fields are judged on the patched object before anything is written: under Strict the patch is
+        // rejected and nothing changes.
+        let checked = move |current: &Value| -> Result<Value> {
+            let doc = apply(current)?;
+            unknown_field_warnings(res, &doc, field_validation)?;
+            Ok(doc)
+        };
+        let (reply, patched) = self.modify(rp, &name, None, dry, checked, sub.as_deref()).await?;
         let warnings = match &patched {
             Some(p) => unknown_field_warnings(rp.res, p, field_validation)?,
             None => vec![],

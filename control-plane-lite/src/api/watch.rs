@@ -99,14 +99,16 @@ fn translate(ev: Event, filter: &Filter) -> Result<Option<(&'static str, Value)>
         Event::Put { kv, prev } => {
             let new = from_kv(&kv)?;
             let now = filter.matches(&new);
-            let before = match &prev {
-                Some(p) => Some(filter.matches(&from_kv(p)?)),
+            let old = match &prev {
+                Some(p) => Some(from_bytes(&p.value, kv.mod_revision)?),
                 None => None,
             };
+            let before = old.as_ref().map(|o| filter.matches(o));
             match (before, now) {
                 (None, true) | (Some(false), true) => Some(("ADDED", new)),
                 (Some(true), true) => Some(("MODIFIED", new)),
-                (Some(true), false) => Some(("DELETED", new)),
+                // Leaving the selector: Kubernetes sends the last matching state at the new resourceVersion.
+                (Some(true), false) => old.map(|o| ("DELETED", o)),
                 (_, false) => None,
             }
         }
@@ -121,7 +123,7 @@ impl Api {
     /// Start a watch; the returned channel carries the response body.
     pub async fn watch(self: &Arc<Self>, rp: &ResourcePath, repr: Representation, q: &Query) -> Result<Body> {
         let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))
-            .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let mut fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""))
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         fields
