@@ -4,8 +4,8 @@ CARGO ?= cargo
 DATA_DIR ?= /var/lib/keel
 LISTEN ?= 127.0.0.1:6443
 # Debian packages the build and the tests need: etcd (etcd store tests), protoc (etcd-client protos),
-# clang/llvm (eBPF objects), iproute2/nftables (node tests), curl (make up readiness).
-APT_PKGS := etcd-server etcd-client protobuf-compiler clang llvm iproute2 nftables curl ca-certificates pkg-config
+# libprotobuf-dev (google/protobuf/*.proto includes), clang/llvm (eBPF objects), iproute2/nftables (node tests), curl (make up readiness).
+APT_PKGS := etcd-server etcd-client protobuf-compiler libprotobuf-dev clang llvm iproute2 nftables curl ca-certificates pkg-config
 
 .PHONY: deps build up down test lint bench-api
 

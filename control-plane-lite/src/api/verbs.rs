@@ -513,8 +513,16 @@ impl Api {
             if dry {
                 return Ok((Reply::ok(new), Some(requested)));
             }
-            // An object being deleted whose last finalizer was just removed is gone.
-            if new.pointer("/metadata/deletionTimestamp").is_some() && obj::finalizers(&new).is_empty() {
+            // An object being deleted whose last finalizer was just removed is gone, unless its graceful
+            // deletion is still running (a pod whose kubelet has not yet confirmed with grace period 0).
+            let grace_running = new
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .is_some_and(|g| g > 0);
+            if new.pointer("/metadata/deletionTimestamp").is_some()
+                && obj::finalizers(&new).is_empty()
+                && !grace_running
+            {
                 match self.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok((_, rev)) => {
                         set_meta(&mut new, "resourceVersion", json!(rev.to_string()));
@@ -638,9 +646,10 @@ impl Api {
             sub: None,
             ..rp.clone()
         };
-        let t = target.clone();
         let res = rp.res;
         let n = name.clone();
+        let now = obj::now_rfc3339();
+        // spec.nodeName and the PodScheduled condition are written together, in one revision.
         self.modify(
             &pod_rp,
             &name,
@@ -666,32 +675,14 @@ impl Api {
                     ));
                 }
                 let mut o = current.clone();
-                o["spec"]["nodeName"] = json!(t);
-                Ok(o)
-            },
-            None,
-        )
-        .await?;
-        // The PodScheduled condition lives in status: set it through the status path.
-        let status_rp = ResourcePath {
-            sub: Some("status".into()),
-            ..rp.clone()
-        };
-        let now = obj::now_rfc3339();
-        self.modify(
-            &status_rp,
-            &name,
-            None,
-            false,
-            move |current| {
-                let mut o = current.clone();
+                o["spec"]["nodeName"] = json!(target);
                 set_condition(
                     &mut o,
                     json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}),
                 );
                 Ok(o)
             },
-            Some("status"),
+            Some("binding"),
         )
         .await?;
         Ok(Reply::created(
@@ -777,7 +768,12 @@ impl Api {
                     }
                     _ => {}
                 }
-                if !fins.is_empty() && !deleting {
+                let grace_left = current
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|g| g > 0);
+                if !fins.is_empty() && (!deleting || grace_left) {
+                    // Immediate deletion waits only for the finalizers from now on.
                     set_meta(&mut current, "deletionTimestamp", json!(obj::now_rfc3339()));
                     set_meta(&mut current, "deletionGracePeriodSeconds", json!(0));
                     changed = true;
@@ -1042,6 +1038,13 @@ fn merge_update(res: &ResourceDef, old: &Value, mut new: Value, sub: Option<&str
     }
     new["apiVersion"] = json!(res.api_version());
     new["kind"] = json!(res.kind);
+    if sub == Some("binding") {
+        // A binding sets the node and the PodScheduled condition; nothing else of the pod changes.
+        let mut merged = old.clone();
+        merged["spec"]["nodeName"] = new.pointer("/spec/nodeName").cloned().unwrap_or(Value::Null);
+        merged["status"] = new.get("status").cloned().unwrap_or(json!({}));
+        return Ok(merged);
+    }
     if sub == Some("status") || sub == Some("finalize") {
         let mut merged = old.clone();
         if sub == Some("finalize") {
