@@ -1019,7 +1019,8 @@ fn secret(obj: &mut Value) {
 
 fn node(obj: &mut Value) {
     if let Some(spec) = ensure_obj(obj, "spec") {
-        // The v1 conversion keeps `podCIDR` and `podCIDRs[0]` in step.
+        // The v1 conversion keeps `podCIDR` and `podCIDRs[0]` in step; podCIDRs is the internal field, so it wins
+        // when both are set and differ.
         let first = spec
             .get("podCIDRs")
             .and_then(Value::as_array)
@@ -1031,6 +1032,9 @@ fn node(obj: &mut Value) {
                 spec.insert("podCIDRs".into(), json!([cidr]));
             }
             (None, Some(cidr)) => {
+                spec.insert("podCIDR".into(), json!(cidr));
+            }
+            (Some(single), Some(cidr)) if single != cidr => {
                 spec.insert("podCIDR".into(), json!(cidr));
             }
             _ => {}
@@ -1978,6 +1982,10 @@ mod tests {
                    "status": {"capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"}}}),
         );
         assert_eq!(obj["spec"]["podCIDRs"], json!(["10.42.0.0/24"]));
+        let mut both =
+            json!({"metadata": {"name": "n1"}, "spec": {"podCIDR": "10.42.9.0/24", "podCIDRs": ["10.42.0.0/24"]}});
+        node(&mut both);
+        assert_eq!(both["spec"]["podCIDR"], "10.42.0.0/24", "podCIDRs wins");
         assert_eq!(
             obj["status"]["allocatable"],
             json!({"cpu": "4", "memory": "8Gi", "pods": "110"})

@@ -645,6 +645,60 @@ mod tests {
         ));
     }
 
+    /// Writes queued together are committed together, but each is decided on its own: one refused write in a
+    /// group leaves the others committed, and revisions stay distinct and in order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grouped_writes_are_decided_one_by_one() {
+        let (_dir, s) = open();
+        let base = s.create("/race", b"0".to_vec()).await.expect("create");
+        let mut live = s.watch("/", base).await.expect("watch");
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let fresh = s.create(&format!("/k/{i:02}"), b"v".to_vec()).await;
+                let raced = s.update("/race", format!("{i}").into_bytes(), base).await;
+                (fresh, raced)
+            }));
+        }
+        let mut revisions = Vec::new();
+        let mut winners = 0;
+        for t in tasks {
+            let (fresh, raced) = t.await.expect("task");
+            revisions.push(fresh.expect("every create of a distinct key commits"));
+            match raced {
+                Ok(rev) => {
+                    winners += 1;
+                    revisions.push(rev);
+                }
+                Err(Error::Conflict { .. }) => {}
+                Err(e) => panic!("unexpected error {e}"),
+            }
+        }
+        assert_eq!(winners, 1, "exactly one update at the same expected revision wins");
+        revisions.sort_unstable();
+        revisions.dedup();
+        assert_eq!(revisions.len(), 51, "every committed write has its own revision");
+        assert_eq!(
+            s.current_revision().await.expect("rev"),
+            *revisions.last().expect("some")
+        );
+        let mut seen = Vec::new();
+        while seen.len() < 51 {
+            let ev = tokio::time::timeout(std::time::Duration::from_secs(10), live.recv())
+                .await
+                .expect("event in time")
+                .expect("stream open")
+                .expect("event");
+            seen.push(ev.revision());
+        }
+        assert!(
+            seen.windows(2).all(|w| w[0] < w[1]),
+            "events leave in revision order: {seen:?}"
+        );
+        assert_eq!(seen, revisions);
+    }
+
     #[tokio::test]
     async fn writes_survive_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
