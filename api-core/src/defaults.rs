@@ -110,6 +110,36 @@ pub fn prepare_for_update(res: &ResourceDef, old: &Value, new: &mut Value) {
     }
 }
 
+/// The DaemonSet strategy's template generation, which apps/v1 carries in the
+/// `deprecated.daemonset.template.generation` annotation: at least 1 on create (`old` is None), and on update the
+/// stored value, plus one when the pod template changed. Call after [`apply`], so templates compare defaulted.
+pub fn daemon_set_template_generation(old: Option<&Value>, new: &mut Value) {
+    const ANNOTATION: &str = "deprecated.daemonset.template.generation";
+    let generation_of = |o: &Value| {
+        o.pointer("/metadata/annotations")
+            .and_then(|a| a.get(ANNOTATION))
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let generation = match old {
+        None => generation_of(new).max(1),
+        Some(old) => {
+            let stored = generation_of(old).max(1);
+            if old.pointer("/spec/template") == new.pointer("/spec/template") {
+                stored
+            } else {
+                stored + 1
+            }
+        }
+    };
+    if let Some(meta) = ensure_obj(new, "metadata")
+        && let Some(annotations) = ensure_obj_in(meta, "annotations")
+    {
+        annotations.insert(ANNOTATION.into(), json!(generation.to_string()));
+    }
+}
+
 /// The Job registry's `generateSelector`, run on create after the object got its UID: unless
 /// `spec.manualSelector` is true, label the pod template with the job's name and UID (both the
 /// `batch.kubernetes.io/` and the legacy unprefixed keys) and select on `batch.kubernetes.io/controller-uid`.
@@ -1971,6 +2001,32 @@ mod tests {
         assert_eq!(empty["endpoints"], Value::Null);
         let ep = defaulted("v1", "Endpoints", json!({"subsets": [{"ports": [{"port": 80}]}]}));
         assert_eq!(ep["subsets"][0]["ports"][0]["protocol"], json!("TCP"));
+    }
+
+    #[test]
+    fn daemon_set_template_generation_starts_at_one_and_follows_the_template() {
+        let mut ds =
+            json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": [{"image": "a"}]}}}});
+        daemon_set_template_generation(None, &mut ds);
+        assert_eq!(
+            ds["metadata"]["annotations"]["deprecated.daemonset.template.generation"],
+            "1"
+        );
+        let mut same = ds.clone();
+        same["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+        daemon_set_template_generation(Some(&ds), &mut same);
+        assert_eq!(
+            same["metadata"]["annotations"]["deprecated.daemonset.template.generation"],
+            "1"
+        );
+        let mut changed = ds.clone();
+        changed["spec"]["template"]["spec"]["containers"][0]["image"] = json!("b");
+        changed["metadata"]["annotations"] = json!({});
+        daemon_set_template_generation(Some(&ds), &mut changed);
+        assert_eq!(
+            changed["metadata"]["annotations"]["deprecated.daemonset.template.generation"],
+            "2"
+        );
     }
 
     #[test]

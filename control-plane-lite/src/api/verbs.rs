@@ -270,6 +270,9 @@ impl Api {
         let warnings = strict_fields(res, &o, q)?;
         prepare_create(res, &mut o, &uid);
         defaults::apply(res, &mut o);
+        if res.kind == "DaemonSet" {
+            defaults::daemon_set_template_generation(None, &mut o);
+        }
         let errs = validation::validate_create(res, &o);
         if !errs.is_empty() {
             return Err(ApiError::invalid(res, &name, &errs));
@@ -494,6 +497,9 @@ impl Api {
                 defaults::job_selector(&mut new, &uid);
             }
             defaults::apply(res, &mut new);
+            if res.kind == "DaemonSet" && sub.is_none() {
+                defaults::daemon_set_template_generation(Some(&old), &mut new);
+            }
             if res.has_spec() && obj::spec_part(&old) != obj::spec_part(&new) {
                 let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
                 set_meta(&mut new, "generation", json!(generation + 1));
