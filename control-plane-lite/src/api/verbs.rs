@@ -267,7 +267,7 @@ impl Api {
         } else {
             meta.remove("generation");
         }
-        let warnings = strict_fields(res, &o, q)?;
+        let warnings = strict_fields(res, &mut o, q)?;
         prepare_create(res, &mut o, &uid);
         defaults::apply(res, &mut o);
         if res.kind == "DaemonSet" {
@@ -365,7 +365,7 @@ impl Api {
             _ => set_meta(&mut o, "name", json!(name)),
         }
         self.admit_namespace(rp, &mut o, false).await?;
-        let warnings = strict_fields(rp.res, &o, q)?;
+        let warnings = strict_fields(rp.res, &mut o, q)?;
         let precondition = obj::revision(&o);
         let dry = q.dry_run()?;
         let sub = rp.sub.clone();
@@ -444,16 +444,16 @@ impl Api {
         let res = rp.res;
         // Unknown fields are judged on the patched object before anything is written: under Strict the patch is
         // rejected and nothing changes.
-        let checked = move |current: &Value| -> Result<Value> {
-            let doc = apply(current)?;
-            unknown_field_warnings(res, &doc, field_validation)?;
+        // Otherwise they are dropped, and the warnings of the attempt that was written are returned.
+        let warned = std::sync::Mutex::new(Vec::new());
+        let checked = |current: &Value| -> Result<Value> {
+            let mut doc = apply(current)?;
+            let w = unknown_field_warnings(res, &mut doc, field_validation)?;
+            *warned.lock().unwrap_or_else(|p| p.into_inner()) = w;
             Ok(doc)
         };
-        let (reply, patched) = self.modify(rp, &name, None, dry, checked, sub.as_deref()).await?;
-        let warnings = match &patched {
-            Some(p) => unknown_field_warnings(rp.res, p, field_validation)?,
-            None => vec![],
-        };
+        let (reply, _) = self.modify(rp, &name, None, dry, checked, sub.as_deref()).await?;
+        let warnings = warned.into_inner().unwrap_or_else(|p| p.into_inner());
         Ok(reply.warn(warnings))
     }
 
@@ -967,12 +967,14 @@ fn check_type(res: &ResourceDef, o: &mut Value) -> Result<()> {
 }
 
 /// Decode with the typed structs; unknown fields are an error under `Strict` and warnings under `Warn`.
-fn strict_fields(res: &ResourceDef, o: &Value, q: &Query) -> Result<Vec<String>> {
+fn strict_fields(res: &ResourceDef, o: &mut Value, q: &Query) -> Result<Vec<String>> {
     unknown_field_warnings(res, o, q.field_validation()?)
 }
 
-fn unknown_field_warnings(res: &ResourceDef, o: &Value, mode: FieldValidation) -> Result<Vec<String>> {
-    let unknown = typed::check(res.kind, o).map_err(|e| {
+/// Judge unknown fields by `mode`: Strict refuses them; Warn and Ignore drop them from `o` (Warn also returns
+/// the warnings), as Kubernetes' decoding into its types does.
+fn unknown_field_warnings(res: &ResourceDef, o: &mut Value, mode: FieldValidation) -> Result<Vec<String>> {
+    let unknown = typed::check_and_prune(res.kind, o).map_err(|e| {
         ApiError::bad_request(format!(
             "{} in version \"{}\" cannot be handled as a {}: {e}",
             res.kind, res.version, res.kind

@@ -158,10 +158,12 @@ async fn start(store: &str) -> Result<Running> {
     })
 }
 
+/// A pod for the storage measurements. It names a scheduler that does not exist, so Keel's scheduler leaves it
+/// alone (the workload part registers nodes later, and these pods must not take their room).
 fn pod(ns: &str, name: &str) -> Vec<u8> {
     json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": ns, "labels": {"app": "bench", "tier": "web"}},
-        "spec": {"containers": [{"name": "web", "image": "localhost/keel/busybox:latest",
+        "spec": {"schedulerName": "bench-unscheduled", "containers": [{"name": "web", "image": "localhost/keel/busybox:latest",
             "command": ["httpd", "-f", "-p", "8080"], "ports": [{"containerPort": 8080}],
             "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}})
     .to_string()
