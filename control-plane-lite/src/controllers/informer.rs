@@ -4,11 +4,14 @@
 //! init/init-done, done as a single swap).
 //!
 //! The cache holds each object's stored bytes, not parsed values: a parsed `serde_json::Value` costs ten times
-//! its JSON size, and the control plane must hold 10,000 pods in a few tens of MB. Reads parse on demand.
+//! its JSON size, and the control plane must hold 10,000 pods in a few tens of MB. Reads parse on demand, and
+//! keep what they parsed for a few seconds after its last read ([`HOT_TTL`]): a controller that reads the same
+//! thousand pods on every change of one of them (a ReplicaSet's status, a Service's EndpointSlices) parses each
+//! pod once per change instead of once per read, and an idle control plane holds bytes only.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use api_core::registry::ResourceDef;
 use serde_json::Value;
@@ -55,11 +58,42 @@ impl Cached {
     }
 }
 
+/// How long a parsed object stays after its last read.
+pub const HOT_TTL: Duration = Duration::from_secs(5);
+
+/// A parsed object kept for readers, valid while the cache holds the same revision.
+struct Hot {
+    revision: i64,
+    value: Arc<Value>,
+    used: Instant,
+}
+
+/// Recently read parsed objects by key, and when they were last swept.
+struct HotSet {
+    entries: HashMap<String, Hot>,
+    swept: Instant,
+}
+
+impl HotSet {
+    /// Drop entries unread for [`HOT_TTL`] (at most once a second).
+    fn sweep(&mut self, now: Instant) {
+        if now.duration_since(self.swept) < Duration::from_secs(1) {
+            return;
+        }
+        self.swept = now;
+        self.entries.retain(|_, h| now.duration_since(h.used) < HOT_TTL);
+        if self.entries.len() < self.entries.capacity() / 4 {
+            self.entries.shrink_to_fit();
+        }
+    }
+}
+
 /// A cache of one resource across all namespaces.
 pub struct Informer {
     /// The resource cached.
     pub res: &'static ResourceDef,
     cache: RwLock<HashMap<String, Cached>>,
+    hot: Mutex<HotSet>,
     subscribers: Mutex<Vec<mpsc::UnboundedSender<Change>>>,
     synced: watch::Sender<bool>,
 }
@@ -79,6 +113,10 @@ impl Informer {
         let inf = Arc::new(Self {
             res,
             cache: RwLock::new(HashMap::new()),
+            hot: Mutex::new(HotSet {
+                entries: HashMap::new(),
+                swept: Instant::now(),
+            }),
             subscribers: Mutex::new(Vec::new()),
             synced,
         });
@@ -106,19 +144,76 @@ impl Informer {
         } else {
             format!("{namespace}/{name}")
         };
-        let cached = read(&self.cache).get(&key).cloned();
-        cached.and_then(|c| c.parse())
+        let cached = read(&self.cache).get(&key).cloned()?;
+        self.parsed(vec![(key, cached)]).pop()
     }
 
     /// All objects, or those of one namespace.
     pub fn list(&self, namespace: Option<&str>) -> Vec<Arc<Value>> {
         let prefix = namespace.map(|ns| format!("{ns}/"));
-        let picked: Vec<Cached> = read(&self.cache)
+        let picked: Vec<(String, Cached)> = read(&self.cache)
             .iter()
             .filter(|(k, _)| prefix.as_deref().is_none_or(|p| k.starts_with(p)))
-            .map(|(_, v)| v.clone())
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        picked.iter().filter_map(Cached::parse).collect()
+        self.parsed(picked)
+    }
+
+    /// The parsed objects of `picked`: from the hot set when it has the same revision, else parsed now (outside
+    /// the lock) and remembered.
+    fn parsed(&self, picked: Vec<(String, Cached)>) -> Vec<Arc<Value>> {
+        let now = Instant::now();
+        let mut out = Vec::with_capacity(picked.len());
+        let mut missing = Vec::new();
+        {
+            let mut hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
+            for (key, cached) in picked {
+                match hot.entries.get_mut(&key) {
+                    Some(h) if h.revision == cached.revision => {
+                        h.used = now;
+                        out.push(h.value.clone());
+                    }
+                    _ => missing.push((key, cached)),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return out;
+        }
+        let fresh: Vec<(String, i64, Arc<Value>)> = missing
+            .into_iter()
+            .filter_map(|(key, cached)| cached.parse().map(|v| (key, cached.revision, v)))
+            .collect();
+        let mut hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, revision, value) in fresh {
+            out.push(value.clone());
+            hot.entries.insert(
+                key,
+                Hot {
+                    revision,
+                    value,
+                    used: now,
+                },
+            );
+        }
+        hot.sweep(now);
+        out
+    }
+
+    /// Keep the hot set in step with a change: a newer state replaces a remembered one, a deletion drops it.
+    fn refresh_hot(&self, key: &str, new: Option<(i64, &Arc<Value>)>) {
+        let mut hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
+        match new {
+            Some((revision, value)) => {
+                if let Some(h) = hot.entries.get_mut(key) {
+                    h.revision = revision;
+                    h.value = value.clone();
+                }
+            }
+            None => {
+                hot.entries.remove(key);
+            }
+        }
     }
 
     /// Number of cached objects.
@@ -164,11 +259,13 @@ impl Informer {
             Event::Put { kv, .. } => {
                 let Ok(v) = from_kv(&kv) else { return };
                 let v = Arc::new(v);
+                let key = key_of(&v);
+                self.refresh_hot(&key, Some((kv.mod_revision, &v)));
                 let cached = Cached {
                     bytes: kv.value.into(),
                     revision: kv.mod_revision,
                 };
-                let old = write(&self.cache).insert(key_of(&v), cached);
+                let old = write(&self.cache).insert(key, cached);
                 Change {
                     old: old.and_then(|o| o.parse()),
                     new: Some(v),
@@ -178,7 +275,9 @@ impl Informer {
                 let Ok(v) = from_bytes(&prev.value, revision) else {
                     return;
                 };
-                let old = write(&self.cache).remove(&key_of(&v));
+                let key = key_of(&v);
+                self.refresh_hot(&key, None);
+                let old = write(&self.cache).remove(&key);
                 Change {
                     old: old.and_then(|o| o.parse()).or(Some(Arc::new(v))),
                     new: None,
@@ -201,7 +300,7 @@ async fn run(api: std::sync::Weak<Api>, inf: Arc<Informer>) {
         let mut start: Option<String> = None;
         let mut revision = None;
         let listed = loop {
-            match api.store.list(&prefix, start.as_deref(), Some(1000)).await {
+            match api.store.list_at(&prefix, start.as_deref(), Some(1000), revision).await {
                 Ok(page) => {
                     revision.get_or_insert(page.revision);
                     for kv in &page.items {
