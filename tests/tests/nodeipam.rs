@@ -52,6 +52,27 @@ fn wait_assigned(s: &Server, names: &[&str]) {
     .unwrap_or_else(|e| panic!("{e}: {:?}", pod_cidrs(s)));
 }
 
+/// Wait for the controller's CIDRNotAvailable Event on `node`.
+fn wait_not_available(s: &Server, node: &str) {
+    wait_for(
+        &format!("a CIDRNotAvailable event for node {node}"),
+        REACT,
+        STEP,
+        || {
+            let ev = s.get_json(&[
+                "events",
+                "-A",
+                "--field-selector",
+                &format!("involvedObject.name={node}"),
+            ]);
+            ev["items"]
+                .as_array()
+                .is_some_and(|items| items.iter().any(|e| e["reason"] == "CIDRNotAvailable"))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
 fn create(s: &Server, docs: &[String]) {
     let out = s.kubectl_stdin(&["create", "-f", "-"], Some(&docs.join("\n---\n")));
     assert!(
@@ -95,13 +116,7 @@ fn nodes_get_distinct_pod_cidrs_from_the_cluster_cidr() {
     create(&s, &[node("c", json!({}))]);
     wait_assigned(&s, &["c"]);
     create(&s, &[node("d", json!({}))]);
-    wait_for("a CIDRNotAvailable event for node d", REACT, STEP, || {
-        let ev = s.get_json(&["events", "-A", "--field-selector", "involvedObject.name=d"]);
-        ev["items"]
-            .as_array()
-            .is_some_and(|items| items.iter().any(|e| e["reason"] == "CIDRNotAvailable"))
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    wait_not_available(&s, "d");
     assert_eq!(
         cidr_of(&s, "d"),
         "",
@@ -149,13 +164,7 @@ fn nodes_get_distinct_pod_cidrs_from_the_cluster_cidr() {
     })
     .unwrap_or_else(|e| panic!("{e}"));
     create(&s, &[node("e", json!({}))]);
-    wait_for("a CIDRNotAvailable event for node e", REACT, STEP, || {
-        let ev = s.get_json(&["events", "-A", "--field-selector", "involvedObject.name=e"]);
-        ev["items"]
-            .as_array()
-            .is_some_and(|items| items.iter().any(|e| e["reason"] == "CIDRNotAvailable"))
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    wait_not_available(&s, "e");
     let after: Vec<_> = pod_cidrs(&s).into_iter().filter(|(n, _, _)| n != "e").collect();
     assert_eq!(after, before, "nodes keep their ranges across a restart");
     assert_eq!(cidr_of(&s, "e"), "");

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::nodelifecycle::node_path;
 use super::replicaset::record_as;
-use super::{Informers, Queue, feed, res, run_worker};
+use super::{Informers, Queue, feed, run_worker};
 use crate::api::Api;
 use crate::api::alloc::Cidr;
 use crate::api::object::meta_str;
-use crate::api::route::ResourcePath;
 
 /// Store prefix of podCIDR claims.
 pub const CLAIM_PREFIX: &str = "/registry/podcidrs/";
@@ -39,16 +39,6 @@ pub fn pod_cidr(node: &Value) -> Option<&str> {
     node.pointer("/spec/podCIDR")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-}
-
-fn node_path(name: &str) -> ResourcePath {
-    ResourcePath {
-        res: res("v1", "Node"),
-        namespace: None,
-        name: Some(name.to_string()),
-        sub: None,
-        watch_path: false,
-    }
 }
 
 struct Allocator {
@@ -109,6 +99,11 @@ impl Allocator {
         Ok(())
     }
 
+    /// A `CIDRNotAvailable` warning Event on the node.
+    fn not_available(&self, node: &Value, message: String) {
+        record_as(&self.api, node, "Warning", "CIDRNotAvailable", message, COMPONENT);
+    }
+
     async fn sync(&self, name: &str) -> Result<Option<Duration>, String> {
         let Some(node) = self.inf.nodes.get("", name) else {
             self.release_all_of(name).await?;
@@ -133,34 +128,23 @@ impl Allocator {
                     .into_iter()
                     .find(|(_, c, _)| *c == cidr)
                     .map(|(_, _, o)| o);
-                if holder.as_deref().is_some_and(|h| h != name) {
-                    record_as(
-                        &self.api,
+                if let Some(holder) = holder.filter(|h| h != name) {
+                    self.not_available(
                         &node,
-                        "Warning",
-                        "CIDRNotAvailable",
-                        format!(
-                            "Node {name} has podCIDR {set}, which is already assigned to node {}",
-                            holder.unwrap_or_default()
-                        ),
-                        COMPONENT,
+                        format!("Node {name} has podCIDR {set}, which is already assigned to node {holder}"),
                     );
                 }
             }
             return Ok(None);
         }
         let Some(cidr) = self.allocate(name).await? else {
-            record_as(
-                &self.api,
+            self.not_available(
                 &node,
-                "Warning",
-                "CIDRNotAvailable",
                 format!(
                     "Node {name} status is now: CIDRNotAvailable (no /{NODE_MASK} left in --cluster-cidr {}; widen it \
                      or delete unused nodes)",
                     self.range
                 ),
-                COMPONENT,
             );
             return Ok(Some(FULL_RETRY));
         };

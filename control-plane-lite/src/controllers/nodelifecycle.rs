@@ -321,7 +321,8 @@ struct Lifecycle {
     evictions: HashMap<String, Scheduled>,
 }
 
-fn node_path(name: &str) -> ResourcePath {
+/// The API path of the Node `name`.
+pub(super) fn node_path(name: &str) -> ResourcePath {
     ResourcePath {
         res: res("v1", "Node"),
         namespace: None,
