@@ -5,6 +5,9 @@
 //! STATUS only for lists at 1.1.0. What it proves: a real third-party plugin accepts keel-cni's result as its
 //! prevResult and finds the host veth from it. It is not libcni itself (no Go here, Debian ships no cnitool).
 
+// Test harness code: panics with a message are how it fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::PathBuf;
