@@ -12,7 +12,7 @@ use std::io::ErrorKind;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use keel_netkit::{Link, Netlink, Route};
+use keel_netkit::{Addr, Link, Netlink, Route};
 use serde_json::Value;
 use tracing::{debug, info_span, warn};
 
@@ -105,11 +105,10 @@ fn open_netns(path: &str) -> Result<File, CniError> {
 }
 
 /// Refuse a podCIDR that overlaps an address range already on a node link (pods would shadow it).
-async fn check_overlap(host: &Netlink, conf: &NetConf) -> Result<(), CniError> {
-    let addrs = host.addrs().await.map_err(kernel("list node addresses"))?;
-    for a in addrs.iter().filter(|a| a.prefix < 32) {
+fn check_overlap(addrs: &[Addr], conf: &NetConf) -> Result<(), CniError> {
+    for a in addrs.iter().filter(|a| a.prefix < 32 && !a.ip.is_loopback()) {
         let net = crate::cidr::Ipv4Net::new(a.ip, a.prefix).unwrap_or(conf.pod_cidr);
-        if net.overlaps(&conf.pod_cidr) && !a.ip.is_loopback() {
+        if net.overlaps(&conf.pod_cidr) {
             return Err(CniError::new(
                 code::INVALID_CONFIG,
                 format!(
@@ -122,30 +121,34 @@ async fn check_overlap(host: &Netlink, conf: &NetConf) -> Result<(), CniError> {
     Ok(())
 }
 
-/// The default pod MTU: the uplink's MTU (the default route's link, else the smallest MTU among up links with an
-/// address) minus the VXLAN overhead, so pods fit whichever way route sync reaches a peer.
-pub async fn default_mtu(host: &Netlink) -> Result<u32, keel_netkit::Error> {
-    let links = host.links().await?;
-    let by_index = |i: u32| links.iter().find(|l| l.index == i);
-    let routes = host.routes().await?;
-    let uplink = routes
-        .iter()
-        .find(|r| r.prefix == 0)
-        .and_then(|r| r.oif)
-        .and_then(by_index)
-        .map(|l| l.mtu);
+/// The default pod MTU: the uplink's MTU (the default route's link, else the smallest MTU among up links holding
+/// an address of `addrs`) minus the VXLAN overhead, so pods fit whichever way route sync reaches a peer.
+pub async fn default_mtu(host: &Netlink, addrs: &[Addr]) -> Result<u32, keel_netkit::Error> {
+    let default_oif = host.routes().await?.iter().find(|r| r.prefix == 0).and_then(|r| r.oif);
+    let uplink = match default_oif {
+        Some(i) => host.link_by_index(i).await?.map(|l| l.mtu),
+        None => None,
+    };
     let uplink = match uplink {
         Some(m) => m,
         None => {
-            let addrs = host.addrs().await?;
-            addrs
+            let mut indexes: Vec<u32> = addrs
                 .iter()
-                .filter(|a| a.prefix < 32)
-                .filter_map(|a| by_index(a.index))
-                .filter(|l| l.up && !l.loopback && !l.name.starts_with(HOST_IF_PREFIX))
-                .map(|l| l.mtu)
-                .min()
-                .unwrap_or(1500)
+                .filter(|a| a.prefix < 32 && !a.ip.is_loopback())
+                .map(|a| a.index)
+                .collect();
+            indexes.dedup();
+            let mut best: Option<u32> = None;
+            for i in indexes {
+                if let Some(l) = host.link_by_index(i).await?
+                    && l.up
+                    && !l.loopback
+                    && !l.name.starts_with(HOST_IF_PREFIX)
+                {
+                    best = Some(best.map_or(l.mtu, |b| b.min(l.mtu)));
+                }
+            }
+            best.unwrap_or(1500)
         }
     };
     Ok(uplink.saturating_sub(VXLAN_OVERHEAD).max(576))
@@ -165,7 +168,8 @@ async fn add(conf: &NetConf, env: &Env) -> Result<Value, CniError> {
         )
         .details(e.to_string())
     })?;
-    check_overlap(&host, conf).await?;
+    let addrs = host.addrs().await.map_err(kernel("list node addresses"))?;
+    check_overlap(&addrs, conf)?;
     let owner = Owner::new(cid, ifname);
     let host_if = host_if_name(&owner);
     if pod
@@ -194,7 +198,9 @@ async fn add(conf: &NetConf, env: &Env) -> Result<Value, CniError> {
     }
     let mtu = match conf.mtu {
         Some(m) => m,
-        None => default_mtu(&host).await.map_err(kernel("find the uplink MTU"))?,
+        None => default_mtu(&host, &addrs)
+            .await
+            .map_err(kernel("find the uplink MTU"))?,
     };
     let ipam = Ipam::new(&conf.data_dir, &conf.name, conf.pod_cidr);
     let ip = ipam.reserve(&owner).map_err(ipam_err)?;

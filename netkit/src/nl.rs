@@ -178,6 +178,25 @@ impl Netlink {
         }
     }
 
+    /// The link with index `index`, if there is one.
+    pub async fn link_by_index(&self, index: u32) -> Result<Option<Link>> {
+        let res: std::result::Result<Vec<LinkMessage>, _> = self
+            .handle
+            .link()
+            .get()
+            .match_index(index)
+            .execute()
+            .try_collect()
+            .await;
+        match res {
+            Ok(msgs) => Ok(msgs.first().map(link_of)),
+            Err(e) => {
+                let e = nl_err(format!("get link {index}"))(e);
+                if e.is_not_found() { Ok(None) } else { Err(e) }
+            }
+        }
+    }
+
     /// Create a veth pair: `name` here, `peer` created directly inside the namespace `peer_ns` (so the peer's name
     /// may collide only there), both with `mtu`.
     pub async fn add_veth(&self, name: &str, peer: &str, mtu: u32, peer_ns: &File) -> Result<()> {
