@@ -172,7 +172,7 @@ impl Ipam {
                     let _ = std::fs::remove_file(&path);
                     return Err(io(&opath)(e));
                 }
-                std::fs::write(&last_path, ip.to_string()).map_err(io(&last_path))?;
+                write_last(&last_path, ip).map_err(io(&last_path))?;
                 return Ok(ip);
             }
         }
@@ -273,6 +273,14 @@ impl Ipam {
         }
         Ok(gone)
     }
+}
+
+/// Record the last address handed out. Written in place, padded to a fixed width, never truncated: on ext4 a
+/// truncate-and-rewrite forces a flush at close (auto_da_alloc), which cost ~2.5 ms per ADD here.
+fn write_last(path: &Path, ip: Ipv4Addr) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let f = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    f.write_all_at(format!("{:<15}\n", ip.to_string()).as_bytes(), 0)
 }
 
 fn parse_owner(s: &str) -> Option<Owner> {

@@ -124,7 +124,8 @@ fn check_overlap(addrs: &[Addr], conf: &NetConf) -> Result<(), CniError> {
 /// The default pod MTU: the uplink's MTU (the default route's link, else the smallest MTU among up links holding
 /// an address of `addrs`) minus the VXLAN overhead, so pods fit whichever way route sync reaches a peer.
 pub async fn default_mtu(host: &Netlink, addrs: &[Addr]) -> Result<u32, keel_netkit::Error> {
-    let default_oif = host.routes().await?.iter().find(|r| r.prefix == 0).and_then(|r| r.oif);
+    // The route to an address outside any local network is the default route, if there is one.
+    let default_oif = host.route_to(Ipv4Addr::new(192, 0, 2, 1)).await?.and_then(|r| r.oif);
     let uplink = match default_oif {
         Some(i) => host.link_by_index(i).await?.map(|l| l.mtu),
         None => None,
@@ -251,7 +252,7 @@ async fn wire(
     ip: Ipv4Addr,
     mtu: u32,
 ) -> Result<(Link, Link), CniError> {
-    host.add_veth(host_if, ifname, mtu, ns_file).await.map_err(|e| {
+    host.add_veth(host_if, ifname, mtu, ns_file, true).await.map_err(|e| {
         if e.is_exists() {
             CniError::new(
                 code::NAME_COLLISION,
@@ -285,7 +286,6 @@ async fn wire(
     pod.add_route(&default_route(pl.index), true)
         .await
         .map_err(kernel("add the pod default route"))?;
-    host.set_up(hl.index).await.map_err(kernel("bring the host veth up"))?;
     host.add_route(&host_route(ip, hl.index), true)
         .await
         .map_err(kernel("add the host route to the pod"))?;

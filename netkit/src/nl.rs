@@ -198,14 +198,19 @@ impl Netlink {
     }
 
     /// Create a veth pair: `name` here, `peer` created directly inside the namespace `peer_ns` (so the peer's name
-    /// may collide only there), both with `mtu`.
-    pub async fn add_veth(&self, name: &str, peer: &str, mtu: u32, peer_ns: &File) -> Result<()> {
+    /// may collide only there), both with `mtu`; `name` is created up when `up` (the peer cannot be: the kernel
+    /// refuses to open a veth end before its pair is linked, ENOTCONN).
+    pub async fn add_veth(&self, name: &str, peer: &str, mtu: u32, peer_ns: &File, up: bool) -> Result<()> {
         use std::os::fd::AsRawFd;
         let peer_msg = LinkUnspec::new_with_name(peer)
             .mtu(mtu)
             .setns_by_fd(peer_ns.as_raw_fd())
             .build();
-        let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        let mut b = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth);
+        if up {
+            b = b.up();
+        }
+        let msg = b
             .name(name)
             .mtu(mtu)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
@@ -337,14 +342,10 @@ impl Netlink {
 
     /// All IPv4 addresses.
     pub async fn addrs(&self) -> Result<Vec<Addr>> {
-        let msgs: Vec<_> = self
-            .handle
-            .address()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(nl_err("list addresses"))?;
+        let mut req = self.handle.address().get();
+        // Ask the kernel for IPv4 only: a node with many pods has an IPv6 link-local address per veth.
+        req.message_mut().header.family = AddressFamily::Inet;
+        let msgs: Vec<_> = req.execute().try_collect().await.map_err(nl_err("list addresses"))?;
         Ok(msgs
             .iter()
             .filter(|m| m.header.family == AddressFamily::Inet)
@@ -399,6 +400,28 @@ impl Netlink {
             .filter(|m| m.header.kind == RouteType::Unicast)
             .map(route_of)
             .collect())
+    }
+
+    /// The route the kernel would use to reach `dst` (`ip route get`), or `None` when it has none.
+    pub async fn route_to(&self, dst: Ipv4Addr) -> Result<Option<Route>> {
+        let req = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dst, 32)
+            .build();
+        let res: std::result::Result<Vec<RouteMessage>, _> = self.handle.route().get(req).execute().try_collect().await;
+        match res {
+            Ok(msgs) => Ok(msgs.first().map(route_of)),
+            Err(e) => {
+                let e = nl_err(format!("get route to {dst}"))(e);
+                if matches!(
+                    e.errno(),
+                    Some(nix::libc::ENETUNREACH | nix::libc::EHOSTUNREACH | nix::libc::ENOENT)
+                ) {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
     }
 
     fn route_msg(r: &Route) -> RouteMessage {

@@ -110,7 +110,7 @@ pub async fn veth_between(
     let b_file = netns::open(b.path()).expect("open peer netns");
     let na = a.netlink();
     let nb = b.netlink();
-    na.add_veth(a_if, b_if, 1500, &b_file)
+    na.add_veth(a_if, b_if, 1500, &b_file, false)
         .await
         .unwrap_or_else(|e| panic!("veth {a_if} -- {b_if}: {e}"));
     for (nl, ifname, ip) in [(&na, a_if, a_ip), (&nb, b_if, b_ip)] {

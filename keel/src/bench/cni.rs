@@ -33,23 +33,34 @@ fn percentile(v: &[f64], p: f64) -> f64 {
     s[idx.min(s.len() - 1)]
 }
 
+/// One plugin under test.
+struct Plugin<'a> {
+    bin: &'a Path,
+    cni_path: &'a str,
+    config: &'a Value,
+    /// CNI_IFNAME it uses in each pod (the two plugins share the pod namespaces).
+    ifname: &'a str,
+    tag: &'a str,
+}
+
 /// Run one plugin command inside `node`, timing the plugin process only (spawn to exit), in milliseconds.
-fn run_plugin(node: &Path, bin: &Path, cmd: &str, id: &str, pod: &Path, cni_path: &str, config: &Value) -> Result<f64> {
-    let config = config.to_string();
+fn run_plugin(node: &Path, p: &Plugin<'_>, cmd: &str, i: usize, pod: &Path) -> Result<f64> {
+    let config = p.config.to_string();
+    let id = format!("{}-{i}", p.tag);
     let (ms, out) = netns::run_in(node, || -> Result<(f64, std::process::Output)> {
         let start = Instant::now();
-        let mut child = Command::new(bin)
+        let mut child = Command::new(p.bin)
             .env_clear()
             .env("CNI_COMMAND", cmd)
-            .env("CNI_CONTAINERID", id)
+            .env("CNI_CONTAINERID", &id)
             .env("CNI_NETNS", pod)
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", cni_path)
+            .env("CNI_IFNAME", p.ifname)
+            .env("CNI_PATH", p.cni_path)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .with_context(|| format!("spawn {}", bin.display()))?;
+            .with_context(|| format!("spawn {}", p.bin.display()))?;
         if let Some(mut stdin) = child.stdin.take() {
             stdin.write_all(config.as_bytes())?;
         }
@@ -59,7 +70,7 @@ fn run_plugin(node: &Path, bin: &Path, cmd: &str, id: &str, pod: &Path, cni_path
     if !out.status.success() {
         bail!(
             "{} {cmd} {id} failed: {}{}",
-            bin.display(),
+            p.bin.display(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -67,37 +78,25 @@ fn run_plugin(node: &Path, bin: &Path, cmd: &str, id: &str, pod: &Path, cni_path
     Ok(ms)
 }
 
+#[derive(Default)]
 struct Latency {
     add: Vec<f64>,
     del: Vec<f64>,
 }
 
-fn measure(node: &Path, bin: &Path, cni_path: &str, config: &Value, pods: &[TestNetns], tag: &str) -> Result<Latency> {
-    let mut lat = Latency {
-        add: Vec::new(),
-        del: Vec::new(),
-    };
-    for (i, p) in pods.iter().enumerate() {
-        lat.add.push(run_plugin(
-            node,
-            bin,
-            "ADD",
-            &format!("{tag}-{i}"),
-            p.path(),
-            cni_path,
-            config,
-        )?);
+/// ADD every pod with each plugin, alternating plugin by plugin so both see the same machine load, then DEL them
+/// the same way.
+fn measure(node: &Path, plugins: &[Plugin<'_>], pods: &[TestNetns]) -> Result<Vec<Latency>> {
+    let mut lat: Vec<Latency> = plugins.iter().map(|_| Latency::default()).collect();
+    for (i, pod) in pods.iter().enumerate() {
+        for (p, l) in plugins.iter().zip(lat.iter_mut()) {
+            l.add.push(run_plugin(node, p, "ADD", i, pod.path())?);
+        }
     }
-    for (i, p) in pods.iter().enumerate() {
-        lat.del.push(run_plugin(
-            node,
-            bin,
-            "DEL",
-            &format!("{tag}-{i}"),
-            p.path(),
-            cni_path,
-            config,
-        )?);
+    for (i, pod) in pods.iter().enumerate() {
+        for (p, l) in plugins.iter().zip(lat.iter_mut()) {
+            l.del.push(run_plugin(node, p, "DEL", i, pod.path())?);
+        }
     }
     Ok(lat)
 }
@@ -186,30 +185,32 @@ pub async fn run(args: CniArgs) -> Result<()> {
     let ref_cfg = json!({"cniVersion": "1.0.0", "name": "ref", "type": "bridge", "bridge": "kbr0", "isGateway": true,
                          "ipMasq": false, "ipam": {"type": "host-local", "subnet": "10.61.0.0/16",
                          "dataDir": data.path().join("host-local")}});
-    // Warm both up once (page cache, first bridge creation), then measure.
-    let warm = TestNetns::new("kbench-warm");
     let ref_path = format!("{}", ref_dir.display());
     let keel_path = format!("{}", plugin_dir.display());
-    measure(
-        node.path(),
-        &plugin,
-        &keel_path,
-        &keel_cfg,
-        std::slice::from_ref(&warm),
-        "warm-k",
-    )?;
-    measure(
-        node.path(),
-        &ref_dir.join("bridge"),
-        &ref_path,
-        &ref_cfg,
-        std::slice::from_ref(&warm),
-        "warm-r",
-    )?;
-    eprintln!("keel-cni: {} ADDs then DELs", args.pods);
-    let keel = measure(node.path(), &plugin, &keel_path, &keel_cfg, &pods, "k")?;
-    eprintln!("bridge+host-local: {} ADDs then DELs", args.pods);
-    let reference = measure(node.path(), &ref_dir.join("bridge"), &ref_path, &ref_cfg, &pods, "r")?;
+    let ref_bin = ref_dir.join("bridge");
+    let plugins = [
+        Plugin {
+            bin: &plugin,
+            cni_path: &keel_path,
+            config: &keel_cfg,
+            ifname: "eth0",
+            tag: "k",
+        },
+        Plugin {
+            bin: &ref_bin,
+            cni_path: &ref_path,
+            config: &ref_cfg,
+            ifname: "eth1",
+            tag: "r",
+        },
+    ];
+    // Warm both up once (page cache, the reference's first bridge creation), then measure.
+    let warm = TestNetns::new("kbench-warm");
+    measure(node.path(), &plugins, std::slice::from_ref(&warm))?;
+    eprintln!("{} ADDs then DELs with each plugin, alternating", args.pods);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut lat = measure(node.path(), &plugins, &pods)?.into_iter();
+    let (keel, reference) = (lat.next().unwrap_or_default(), lat.next().unwrap_or_default());
     drop(pods);
 
     // Throughput: two nodes on a veth underlay, one keel-cni pod on each, host-gw routes from route sync.
@@ -342,6 +343,7 @@ pub async fn run(args: CniArgs) -> Result<()> {
     if let Some(path) = &args.json {
         let out = json!({
             "pods": args.pods,
+            "loadavg": load.trim(),
             "keel_cni_ms": {"add_p50": ka50, "add_p99": ka99, "del_p50": kd50, "del_p99": kd99},
             "reference_ms": {"add_p50": ra50, "add_p99": ra99, "del_p50": rd50, "del_p99": rd99},
             "throughput_gbit": {"node_to_node": node_g, "pod_to_pod": pod_g, "ratio": pod_g / node_g,
