@@ -162,7 +162,7 @@ async fn add(conf: &NetConf, env: &Env) -> Result<Value, CniError> {
     let _span = info_span!("add", container = cid, ifname, netns).entered();
     let ns_file = open_netns(netns)?;
     let host = Netlink::current().map_err(kernel("open netlink"))?;
-    let pod = Netlink::in_netns_file(Path::new(netns), &ns_file).map_err(|e| {
+    let pod = Netlink::in_netns_here(Path::new(netns), &ns_file).map_err(|e| {
         CniError::new(
             code::INVALID_ENV,
             format!("CNI_NETNS {netns} is not a network namespace"),
@@ -368,7 +368,7 @@ async fn check(conf: &NetConf, env: &Env) -> Result<(), CniError> {
     }
     let ns_file = open_netns(netns)?;
     let host = Netlink::current().map_err(kernel("open netlink"))?;
-    let pod = Netlink::in_netns_file(Path::new(netns), &ns_file).map_err(kernel("open netlink in the pod netns"))?;
+    let pod = Netlink::in_netns_here(Path::new(netns), &ns_file).map_err(kernel("open netlink in the pod netns"))?;
     let host_if = host_if_name(&owner);
     let hl = host
         .link_by_name(&host_if)

@@ -144,6 +144,21 @@ impl Netlink {
         })
     }
 
+    /// Like [`Netlink::in_netns_file`], but switching the calling thread into the namespace and back instead of
+    /// using a helper thread (see [`netns::run_here_in`]: only for single-threaded programs).
+    pub fn in_netns_here(path: &Path, ns: &File) -> Result<Self> {
+        netns::run_here_in(path, ns, || {
+            rtnetlink::new_connection().map_err(|source| Error::Io {
+                what: "open netlink route socket".into(),
+                source,
+            })
+        })?
+        .map(|(conn, handle, _)| Netlink {
+            handle,
+            task: tokio::spawn(conn),
+        })
+    }
+
     // ---- links ----
 
     /// All links.
