@@ -278,14 +278,23 @@ pub async fn run(args: CniArgs) -> Result<()> {
     let (mut node_bps, mut pod_bps) = (Vec::new(), Vec::new());
     for round in 0..args.rounds {
         eprintln!(
-            "throughput round {}/{}: node-to-node, then pod-to-pod, {:.1} s each",
+            "throughput round {}/{}: node-to-node and pod-to-pod, {:.1} s each",
             round + 1,
             args.rounds,
             args.seconds
         );
-        node_bps.push(blast(&n1, &n2, ip2, args.seconds)?);
-        pod_bps.push(blast(&tp_pods[0], &tp_pods[1], pod_ips[1], args.seconds)?);
+        // Alternate which goes first so neither always runs right after the other.
+        if round % 2 == 0 {
+            node_bps.push(blast(&n1, &n2, ip2, args.seconds)?);
+            pod_bps.push(blast(&tp_pods[0], &tp_pods[1], pod_ips[1], args.seconds)?);
+        } else {
+            pod_bps.push(blast(&tp_pods[0], &tp_pods[1], pod_ips[1], args.seconds)?);
+            node_bps.push(blast(&n1, &n2, ip2, args.seconds)?);
+        }
     }
+    // Each round's pair ran back to back under the same load: the median of per-round ratios is the figure.
+    let ratios: Vec<f64> = pod_bps.iter().zip(&node_bps).map(|(p, n)| p / n).collect();
+    let ratio = percentile(&ratios, 50.0);
 
     let (ka50, ka99, kd50, kd99) = (
         percentile(&keel.add, 50.0),
@@ -306,6 +315,10 @@ pub async fn run(args: CniArgs) -> Result<()> {
         args.pods
     );
     println!(
+        "(load average before: {}; plugins alternate pod by pod so both see the same load)",
+        load.trim()
+    );
+    println!(
         "{:<10} {:>12} {:>20} {:>8}",
         "ms", "keel-cni", "bridge+host-local", "ratio"
     );
@@ -323,15 +336,14 @@ pub async fn run(args: CniArgs) -> Result<()> {
         args.rounds, args.seconds
     );
     println!("{:<28} {:>10.2} Gbit/s", "node-to-node (the limit)", node_g);
+    println!("{:<28} {:>10.2} Gbit/s", "pod-to-pod across nodes", pod_g);
     println!(
-        "{:<28} {:>10.2} Gbit/s   ratio {:.3}",
-        "pod-to-pod across nodes",
-        pod_g,
-        pod_g / node_g
+        "{:<28} {:>10.3}   (median of per-round ratios; rounds: {:.3?})",
+        "ratio pod / node", ratio, ratios
     );
     println!();
     let add_ok = ka50 <= GOAL_ADD_RATIO * ra50;
-    let tput_ok = pod_g >= GOAL_TPUT_RATIO * node_g;
+    let tput_ok = ratio >= GOAL_TPUT_RATIO;
     println!(
         "goal ADD p50 <= {GOAL_ADD_RATIO} x reference: {}",
         if add_ok { "met" } else { "NOT met" }
@@ -346,7 +358,7 @@ pub async fn run(args: CniArgs) -> Result<()> {
             "loadavg": load.trim(),
             "keel_cni_ms": {"add_p50": ka50, "add_p99": ka99, "del_p50": kd50, "del_p99": kd99},
             "reference_ms": {"add_p50": ra50, "add_p99": ra99, "del_p50": rd50, "del_p99": rd99},
-            "throughput_gbit": {"node_to_node": node_g, "pod_to_pod": pod_g, "ratio": pod_g / node_g,
+            "throughput_gbit": {"node_to_node": node_g, "pod_to_pod": pod_g, "ratio": ratio, "round_ratios": ratios,
                                 "node_rounds": node_bps, "pod_rounds": pod_bps, "pod_mtu": mtu},
             "goals": {"add_p50_ratio_max": GOAL_ADD_RATIO, "add_met": add_ok,
                       "throughput_ratio_min": GOAL_TPUT_RATIO, "throughput_met": tput_ok},

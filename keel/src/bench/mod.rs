@@ -34,10 +34,10 @@ pub struct CniArgs {
     #[arg(long, default_value = "/usr/lib/cni")]
     pub reference_dir: PathBuf,
     /// Seconds per throughput measurement.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 1.5)]
     pub seconds: f64,
     /// Throughput rounds (node-to-node and pod-to-pod alternate; medians are reported).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 8)]
     pub rounds: usize,
 }
 
