@@ -246,8 +246,11 @@ pub async fn run(args: CniArgs) -> Result<()> {
                 Ok(())
             })
         })?;
-        let cfg = json!({"cniVersion": "1.1.0", "name": "keel", "type": "keel-cni",
+        let mut cfg = json!({"cniVersion": "1.1.0", "name": "keel", "type": "keel-cni",
                          "podCIDR": info.pod_cidr.to_string(), "dataDir": data.path().join(format!("tp{i}"))});
+        if let Some(mtu) = args.pod_mtu {
+            cfg["mtu"] = json!(mtu);
+        }
         let out = netns::run_in(n.path(), || {
             let mut child = Command::new(&plugin)
                 .env("CNI_COMMAND", "ADD")

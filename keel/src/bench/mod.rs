@@ -39,6 +39,9 @@ pub struct CniArgs {
     /// Throughput rounds (node-to-node and pod-to-pod alternate; medians are reported).
     #[arg(long, default_value_t = 8)]
     pub rounds: usize,
+    /// `mtu` in the throughput pods' keel-cni config (default: keel-cni's own default, uplink minus VXLAN overhead).
+    #[arg(long)]
+    pub pod_mtu: Option<u32>,
 }
 
 /// Options of `keel bench api`.
