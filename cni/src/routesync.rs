@@ -17,7 +17,7 @@ use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
-use keel_netkit::{Netlink, Route};
+use keel_netkit::{Addr, Link, Neighbour, Netlink, Route};
 use tracing::{debug, info};
 
 use crate::cidr::Ipv4Net;
@@ -150,16 +150,132 @@ pub enum Error {
 /// Route sync result.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Route sync for the node this process runs on (its netlink socket's namespace).
-pub struct RouteSync {
-    nl: Netlink,
+/// What route sync needs from the node's kernel: the netlink calls (as [`Netlink`] has them), IPv4 forwarding and
+/// an nftables ruleset. [`Netlink`] implements it for real; the unit tests use an in-memory fake.
+#[allow(async_fn_in_trait)] // Used with concrete types only; no Send bound needed.
+pub trait NodeNet {
+    /// All links.
+    async fn links(&self) -> keel_netkit::Result<Vec<Link>>;
+    /// A link by name.
+    async fn link_by_name(&self, name: &str) -> keel_netkit::Result<Option<Link>>;
+    /// IPv4 addresses.
+    async fn addrs(&self) -> keel_netkit::Result<Vec<Addr>>;
+    /// Add an address.
+    async fn add_addr(&self, index: u32, ip: Ipv4Addr, prefix: u8) -> keel_netkit::Result<()>;
+    /// Create the VXLAN device, up.
+    async fn add_vxlan(
+        &self,
+        name: &str,
+        vni: u32,
+        local: Ipv4Addr,
+        port: u16,
+        mtu: u32,
+        mac: [u8; 6],
+    ) -> keel_netkit::Result<()>;
+    /// Delete a link.
+    async fn del_link(&self, index: u32) -> keel_netkit::Result<()>;
+    /// Main-table IPv4 routes.
+    async fn routes(&self) -> keel_netkit::Result<Vec<Route>>;
+    /// Add or replace a route.
+    async fn add_route(&self, r: &Route, replace: bool) -> keel_netkit::Result<()>;
+    /// Delete a route.
+    async fn del_route(&self, r: &Route) -> keel_netkit::Result<()>;
+    /// Add or replace a permanent ARP entry.
+    async fn add_neigh(&self, index: u32, ip: Ipv4Addr, mac: &[u8], replace: bool) -> keel_netkit::Result<()>;
+    /// ARP entries of a link.
+    async fn neighbours(&self, index: u32) -> keel_netkit::Result<Vec<Neighbour>>;
+    /// Delete an ARP entry.
+    async fn del_neigh(&self, index: u32, ip: Ipv4Addr) -> keel_netkit::Result<()>;
+    /// Add or replace an FDB entry.
+    async fn add_fdb(&self, index: u32, mac: &[u8], dst: Ipv4Addr) -> keel_netkit::Result<()>;
+    /// FDB entries of a link.
+    async fn fdb(&self, index: u32) -> keel_netkit::Result<Vec<Neighbour>>;
+    /// Delete an FDB entry.
+    async fn del_fdb(&self, index: u32, mac: &[u8], dst: Ipv4Addr) -> keel_netkit::Result<()>;
+    /// Turn on IPv4 forwarding.
+    fn enable_forwarding(&self) -> keel_netkit::Result<()>;
+    /// Apply an `nft -f` script atomically.
+    fn apply_nft(&self, script: &str) -> Result<()>;
+}
+
+impl NodeNet for Netlink {
+    async fn links(&self) -> keel_netkit::Result<Vec<Link>> {
+        Netlink::links(self).await
+    }
+    async fn link_by_name(&self, name: &str) -> keel_netkit::Result<Option<Link>> {
+        Netlink::link_by_name(self, name).await
+    }
+    async fn addrs(&self) -> keel_netkit::Result<Vec<Addr>> {
+        Netlink::addrs(self).await
+    }
+    async fn add_addr(&self, index: u32, ip: Ipv4Addr, prefix: u8) -> keel_netkit::Result<()> {
+        Netlink::add_addr(self, index, ip, prefix).await
+    }
+    async fn add_vxlan(
+        &self,
+        name: &str,
+        vni: u32,
+        local: Ipv4Addr,
+        port: u16,
+        mtu: u32,
+        mac: [u8; 6],
+    ) -> keel_netkit::Result<()> {
+        Netlink::add_vxlan(self, name, vni, local, port, mtu, mac).await
+    }
+    async fn del_link(&self, index: u32) -> keel_netkit::Result<()> {
+        Netlink::del_link(self, index).await
+    }
+    async fn routes(&self) -> keel_netkit::Result<Vec<Route>> {
+        Netlink::routes(self).await
+    }
+    async fn add_route(&self, r: &Route, replace: bool) -> keel_netkit::Result<()> {
+        Netlink::add_route(self, r, replace).await
+    }
+    async fn del_route(&self, r: &Route) -> keel_netkit::Result<()> {
+        Netlink::del_route(self, r).await
+    }
+    async fn add_neigh(&self, index: u32, ip: Ipv4Addr, mac: &[u8], replace: bool) -> keel_netkit::Result<()> {
+        Netlink::add_neigh(self, index, ip, mac, replace).await
+    }
+    async fn neighbours(&self, index: u32) -> keel_netkit::Result<Vec<Neighbour>> {
+        Netlink::neighbours(self, index).await
+    }
+    async fn del_neigh(&self, index: u32, ip: Ipv4Addr) -> keel_netkit::Result<()> {
+        Netlink::del_neigh(self, index, ip).await
+    }
+    async fn add_fdb(&self, index: u32, mac: &[u8], dst: Ipv4Addr) -> keel_netkit::Result<()> {
+        Netlink::add_fdb(self, index, mac, dst).await
+    }
+    async fn fdb(&self, index: u32) -> keel_netkit::Result<Vec<Neighbour>> {
+        Netlink::fdb(self, index).await
+    }
+    async fn del_fdb(&self, index: u32, mac: &[u8], dst: Ipv4Addr) -> keel_netkit::Result<()> {
+        Netlink::del_fdb(self, index, mac, dst).await
+    }
+    /// Writes `/proc/sys/net/ipv4/ip_forward` of the calling thread's namespace (the node's, for the agent).
+    fn enable_forwarding(&self) -> keel_netkit::Result<()> {
+        keel_netkit::sysctl::enable_ipv4_forwarding()
+    }
+    fn apply_nft(&self, script: &str) -> Result<()> {
+        apply_nft(script)
+    }
+}
+
+/// Route sync for one node, through `N` (a [`Netlink`] socket in the node's network namespace).
+pub struct RouteSync<N: NodeNet = Netlink> {
+    nl: N,
     settings: Settings,
 }
 
-impl RouteSync {
-    /// Route sync through `nl` (a socket in the node's network namespace).
-    pub fn new(nl: Netlink, settings: Settings) -> Self {
+impl<N: NodeNet> RouteSync<N> {
+    /// Route sync through `nl`.
+    pub fn new(nl: N, settings: Settings) -> Self {
         RouteSync { nl, settings }
+    }
+
+    /// The kernel seam (tests inspect their fake through it).
+    pub fn net(&self) -> &N {
+        &self.nl
     }
 
     /// Bring the node's routes in line with `nodes` (which may include the local node).
@@ -172,7 +288,7 @@ impl RouteSync {
                 local.name, local.pod_cidr, s.cluster_cidr
             )));
         }
-        keel_netkit::sysctl::enable_ipv4_forwarding()?;
+        nl.enable_forwarding()?;
         let links = nl.links().await?;
         let vx = links.iter().find(|l| l.name == s.vxlan_name).cloned();
         let addrs = nl.addrs().await?;
@@ -297,7 +413,7 @@ impl RouteSync {
             nl.del_link(v.index).await?;
         }
         if s.masquerade {
-            apply_nft(&masquerade_ruleset(local.pod_cidr, s.cluster_cidr))?;
+            nl.apply_nft(&masquerade_ruleset(local.pod_cidr, s.cluster_cidr))?;
         }
         info!(node = %local.name, direct = report.direct.len(), vxlan = report.vxlan.len(), removed = report.removed.len(), "routes synced");
         Ok(report)
@@ -376,6 +492,330 @@ mod tests {
                 vtep: "10.42.3.0".parse().unwrap()
             }
         );
+    }
+
+    /// An in-memory node: links, addresses, routes, ARP/FDB entries, forwarding and applied nft scripts, with the
+    /// kernel's rules that matter here (EEXIST without replace, a deleted link takes its routes and entries along).
+    #[derive(Default)]
+    struct Fake {
+        st: std::cell::RefCell<State>,
+    }
+
+    #[derive(Default)]
+    struct State {
+        links: Vec<Link>,
+        addrs: Vec<Addr>,
+        routes: Vec<Route>,
+        neigh: Vec<Neighbour>,
+        fdb: Vec<Neighbour>,
+        forwarding: bool,
+        nft: Vec<String>,
+    }
+
+    fn errno(e: i32) -> keel_netkit::Error {
+        keel_netkit::Error::Io {
+            what: "fake".into(),
+            source: std::io::Error::from_raw_os_error(e),
+        }
+    }
+
+    impl Fake {
+        fn node(uplink_ip: &str, prefix: u8) -> Fake {
+            let f = Fake::default();
+            {
+                let mut st = f.st.borrow_mut();
+                let ul = Link {
+                    index: 2,
+                    name: "ul0".into(),
+                    mtu: 1500,
+                    mac: vec![2; 6],
+                    up: true,
+                    kind: Some("veth".into()),
+                    loopback: false,
+                };
+                st.links.push(ul);
+                st.addrs.push(Addr {
+                    index: 2,
+                    ip: uplink_ip.parse().unwrap(),
+                    prefix,
+                });
+                // A route someone else owns: sync must leave it alone.
+                st.routes.push(Route {
+                    dst: "172.16.0.0".parse().unwrap(),
+                    prefix: 12,
+                    gateway: None,
+                    oif: Some(2),
+                    onlink: false,
+                    protocol: 4,
+                    link_scope: true,
+                });
+            }
+            f
+        }
+        fn keel_routes(&self) -> Vec<Route> {
+            self.st
+                .borrow()
+                .routes
+                .iter()
+                .filter(|r| r.protocol == RTPROT_KEEL_NODE)
+                .copied()
+                .collect()
+        }
+    }
+
+    impl NodeNet for Fake {
+        async fn links(&self) -> keel_netkit::Result<Vec<Link>> {
+            Ok(self.st.borrow().links.clone())
+        }
+        async fn link_by_name(&self, name: &str) -> keel_netkit::Result<Option<Link>> {
+            Ok(self.st.borrow().links.iter().find(|l| l.name == name).cloned())
+        }
+        async fn addrs(&self) -> keel_netkit::Result<Vec<Addr>> {
+            Ok(self.st.borrow().addrs.clone())
+        }
+        async fn add_addr(&self, index: u32, ip: Ipv4Addr, prefix: u8) -> keel_netkit::Result<()> {
+            let mut st = self.st.borrow_mut();
+            if st.addrs.iter().any(|a| a.index == index && a.ip == ip) {
+                return Err(errno(EEXIST));
+            }
+            st.addrs.push(Addr { index, ip, prefix });
+            Ok(())
+        }
+        async fn add_vxlan(
+            &self,
+            name: &str,
+            _vni: u32,
+            _local: Ipv4Addr,
+            _port: u16,
+            mtu: u32,
+            mac: [u8; 6],
+        ) -> keel_netkit::Result<()> {
+            let mut st = self.st.borrow_mut();
+            if st.links.iter().any(|l| l.name == name) {
+                return Err(errno(EEXIST));
+            }
+            let index = st.links.iter().map(|l| l.index).max().unwrap_or(1) + 1;
+            st.links.push(Link {
+                index,
+                name: name.into(),
+                mtu,
+                mac: mac.to_vec(),
+                up: true,
+                kind: Some("vxlan".into()),
+                loopback: false,
+            });
+            Ok(())
+        }
+        async fn del_link(&self, index: u32) -> keel_netkit::Result<()> {
+            let mut st = self.st.borrow_mut();
+            st.links.retain(|l| l.index != index);
+            st.addrs.retain(|a| a.index != index);
+            st.routes.retain(|r| r.oif != Some(index));
+            st.neigh.retain(|n| n.index != index);
+            st.fdb.retain(|n| n.index != index);
+            Ok(())
+        }
+        async fn routes(&self) -> keel_netkit::Result<Vec<Route>> {
+            Ok(self.st.borrow().routes.clone())
+        }
+        async fn add_route(&self, r: &Route, replace: bool) -> keel_netkit::Result<()> {
+            let mut st = self.st.borrow_mut();
+            if let Some(pos) = st.routes.iter().position(|x| x.dst == r.dst && x.prefix == r.prefix) {
+                if !replace {
+                    return Err(errno(EEXIST));
+                }
+                st.routes[pos] = *r;
+            } else {
+                st.routes.push(*r);
+            }
+            Ok(())
+        }
+        async fn del_route(&self, r: &Route) -> keel_netkit::Result<()> {
+            let mut st = self.st.borrow_mut();
+            let before = st.routes.len();
+            st.routes.retain(|x| !(x.dst == r.dst && x.prefix == r.prefix));
+            if st.routes.len() == before {
+                Err(errno(3))
+            } else {
+                Ok(())
+            }
+        }
+        async fn add_neigh(&self, index: u32, ip: Ipv4Addr, mac: &[u8], _replace: bool) -> keel_netkit::Result<()> {
+            let mut st = self.st.borrow_mut();
+            st.neigh.retain(|n| !(n.index == index && n.ip == Some(ip)));
+            st.neigh.push(Neighbour {
+                index,
+                ip: Some(ip),
+                mac: mac.to_vec(),
+                permanent: true,
+            });
+            Ok(())
+        }
+        async fn neighbours(&self, index: u32) -> keel_netkit::Result<Vec<Neighbour>> {
+            Ok(self
+                .st
+                .borrow()
+                .neigh
+                .iter()
+                .filter(|n| n.index == index)
+                .cloned()
+                .collect())
+        }
+        async fn del_neigh(&self, index: u32, ip: Ipv4Addr) -> keel_netkit::Result<()> {
+            self.st
+                .borrow_mut()
+                .neigh
+                .retain(|n| !(n.index == index && n.ip == Some(ip)));
+            Ok(())
+        }
+        async fn add_fdb(&self, index: u32, mac: &[u8], dst: Ipv4Addr) -> keel_netkit::Result<()> {
+            let mut st = self.st.borrow_mut();
+            st.fdb.retain(|n| !(n.index == index && n.mac == mac));
+            st.fdb.push(Neighbour {
+                index,
+                ip: Some(dst),
+                mac: mac.to_vec(),
+                permanent: true,
+            });
+            Ok(())
+        }
+        async fn fdb(&self, index: u32) -> keel_netkit::Result<Vec<Neighbour>> {
+            Ok(self
+                .st
+                .borrow()
+                .fdb
+                .iter()
+                .filter(|n| n.index == index)
+                .cloned()
+                .collect())
+        }
+        async fn del_fdb(&self, index: u32, mac: &[u8], dst: Ipv4Addr) -> keel_netkit::Result<()> {
+            self.st
+                .borrow_mut()
+                .fdb
+                .retain(|n| !(n.index == index && n.mac == mac && n.ip == Some(dst)));
+            Ok(())
+        }
+        fn enable_forwarding(&self) -> keel_netkit::Result<()> {
+            self.st.borrow_mut().forwarding = true;
+            Ok(())
+        }
+        fn apply_nft(&self, script: &str) -> Result<()> {
+            self.st.borrow_mut().nft.push(script.to_string());
+            Ok(())
+        }
+    }
+
+    /// Linux's EEXIST.
+    const EEXIST: i32 = 17;
+
+    fn settings() -> Settings {
+        Settings::new("10.42.0.0/16".parse().unwrap())
+    }
+
+    #[tokio::test]
+    async fn host_gw_sync_adds_removes_and_is_idempotent_leaving_foreign_routes() {
+        let local = node("n1", "192.168.1.1", "10.42.1.0/24");
+        let all = vec![
+            local.clone(),
+            node("n2", "192.168.1.2", "10.42.2.0/24"),
+            node("n3", "192.168.1.3", "10.42.3.0/24"),
+        ];
+        let rs = RouteSync::new(Fake::node("192.168.1.1", 24), settings());
+        let r = rs.sync(&local, &all).await.unwrap();
+        assert_eq!((r.direct.len(), r.vxlan.len(), r.removed.len()), (2, 0, 0));
+        let routes = rs.net().keel_routes();
+        assert_eq!(routes.len(), 2);
+        assert!(routes.iter().any(|r| r.dst == "10.42.3.0".parse::<Ipv4Addr>().unwrap()
+            && r.gateway == Some("192.168.1.3".parse().unwrap())
+            && r.oif == Some(2)));
+        assert!(rs.net().st.borrow().forwarding);
+        assert!(rs.net().st.borrow().nft[0].contains("ip saddr 10.42.1.0/24 ip daddr != 10.42.0.0/16 masquerade"));
+        assert_eq!(
+            rs.sync(&local, &all).await.unwrap().removed,
+            vec![],
+            "a second sync changes nothing"
+        );
+        assert_eq!(rs.net().keel_routes(), routes);
+
+        let r = rs.sync(&local, &all[..2]).await.unwrap();
+        assert_eq!(r.removed, vec!["10.42.3.0/24".parse().unwrap()]);
+        assert_eq!(rs.net().keel_routes().len(), 1);
+        assert!(
+            rs.net().st.borrow().routes.iter().any(|r| r.protocol == 4),
+            "a route keel does not own stays"
+        );
+        assert!(
+            rs.net()
+                .st
+                .borrow()
+                .links
+                .iter()
+                .all(|l| l.kind.as_deref() != Some("vxlan"))
+        );
+    }
+
+    #[tokio::test]
+    async fn vxlan_peers_get_device_neighbours_and_fdb_which_go_when_they_leave() {
+        let local = node("n1", "192.168.1.1", "10.42.1.0/24");
+        let far = node("n9", "192.168.9.9", "10.42.9.0/24");
+        let rs = RouteSync::new(Fake::node("192.168.1.1", 24), settings());
+        let r = rs.sync(&local, &[local.clone(), far.clone()]).await.unwrap();
+        assert_eq!(r.vxlan, vec!["n9".to_string()]);
+        {
+            let st = rs.net().st.borrow();
+            let vx = st.links.iter().find(|l| l.name == "keel.vxlan").expect("vxlan device");
+            assert_eq!((vx.mtu, vx.mac.clone()), (1450, vtep_mac(local.ip).to_vec()));
+            assert!(
+                st.addrs
+                    .iter()
+                    .any(|a| a.index == vx.index && a.ip == "10.42.1.0".parse::<Ipv4Addr>().unwrap() && a.prefix == 32)
+            );
+            let route = st.routes.iter().find(|r| r.protocol == RTPROT_KEEL_NODE).unwrap();
+            assert_eq!(
+                (route.gateway, route.oif, route.onlink),
+                (Some("10.42.9.0".parse().unwrap()), Some(vx.index), true)
+            );
+            assert_eq!(
+                st.neigh,
+                vec![Neighbour {
+                    index: vx.index,
+                    ip: Some("10.42.9.0".parse().unwrap()),
+                    mac: vtep_mac(far.ip).to_vec(),
+                    permanent: true
+                }]
+            );
+            assert_eq!(
+                st.fdb,
+                vec![Neighbour {
+                    index: vx.index,
+                    ip: Some(far.ip),
+                    mac: vtep_mac(far.ip).to_vec(),
+                    permanent: true
+                }]
+            );
+        }
+        rs.sync(&local, &[local.clone(), far.clone()]).await.unwrap();
+        assert_eq!(rs.net().st.borrow().fdb.len(), 1, "idempotent");
+        let r = rs.sync(&local, std::slice::from_ref(&local)).await.unwrap();
+        assert_eq!(r.removed, vec!["10.42.9.0/24".parse().unwrap()]);
+        let st = rs.net().st.borrow();
+        assert!(st.links.iter().all(|l| l.name != "keel.vxlan") && st.neigh.is_empty() && st.fdb.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_local_pod_cidr_outside_the_cluster_changes_nothing() {
+        let local = node("n1", "192.168.1.1", "10.99.1.0/24");
+        let mut s = settings();
+        s.masquerade = false;
+        let rs = RouteSync::new(Fake::node("192.168.1.1", 24), s);
+        let e = rs
+            .sync(&local, &[local.clone(), node("n2", "192.168.1.2", "10.42.2.0/24")])
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("outside the cluster CIDR"), "{e}");
+        let st = rs.net().st.borrow();
+        assert!(!st.forwarding && st.nft.is_empty() && st.routes.len() == 1);
     }
 
     #[test]
