@@ -76,7 +76,7 @@ pub fn run(env: &Env, stdin: &[u8]) -> Result<Option<Value>, CniError> {
         _ => {}
     }
     let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_io() // netlink sockets only; no timers
         .build()
         .map_err(|e| CniError::new(code::IO_FAILURE, "cannot start the async runtime").details(e.to_string()))?;
     rt.block_on(async {
