@@ -92,7 +92,7 @@ pub fn run(env: &Env, stdin: &[u8]) -> Result<Option<Value>, CniError> {
 }
 
 fn open_netns(path: &str) -> Result<File, CniError> {
-    File::open(path).map_err(|e| {
+    let f = File::open(path).map_err(|e| {
         if e.kind() == ErrorKind::NotFound {
             CniError::new(
                 code::UNKNOWN_CONTAINER,
@@ -101,7 +101,18 @@ fn open_netns(path: &str) -> Result<File, CniError> {
         } else {
             CniError::new(code::INVALID_ENV, format!("CNI_NETNS {path} cannot be opened")).details(e.to_string())
         }
-    })
+    })?;
+    // A pod end named CNI_IFNAME with a default route must never land in the node's own namespace.
+    use std::os::unix::fs::MetadataExt;
+    if let (Ok(target), Ok(own)) = (f.metadata(), std::fs::metadata("/proc/thread-self/ns/net"))
+        && (target.dev(), target.ino()) == (own.dev(), own.ino())
+    {
+        return Err(CniError::new(
+            code::INVALID_ENV,
+            format!("CNI_NETNS {path} is the node's own network namespace; pass the pod's network namespace"),
+        ));
+    }
+    Ok(f)
 }
 
 /// Refuse a podCIDR that overlaps an address range already on a node link (pods would shadow it).

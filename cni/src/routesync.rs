@@ -314,7 +314,8 @@ impl<N: NodeNet> RouteSync<N> {
                     .find(|l| l.index == uplink.index)
                     .map(|l| l.mtu)
                     .unwrap_or(1500)
-                    - 50;
+                    .saturating_sub(crate::plugin::VXLAN_OVERHEAD)
+                    .max(576);
                 nl.add_vxlan(&s.vxlan_name, s.vni, local.ip, s.vxlan_port, mtu, vtep_mac(local.ip))
                     .await?;
                 let v = nl.link_by_name(&s.vxlan_name).await?.ok_or_else(|| {

@@ -138,6 +138,15 @@ async fn bad_inputs_get_spec_errors_that_say_what_to_fix_and_leave_the_node_as_i
     };
     let msg = exec(node.ns.path(), plugin(), &missing, &cfg).err(3);
     assert!(msg.contains("does not exist"), "{msg}");
+    let own = Call {
+        command: "ADD",
+        container_id: "bad-own",
+        netns: Some(node.ns.path()),
+        ifname: "eth0",
+        cni_path: cni_path(),
+    };
+    let msg = exec(node.ns.path(), plugin(), &own, &cfg).err(4);
+    assert!(msg.contains("node's own network namespace"), "{msg}");
     let no_id = Call {
         command: "ADD",
         container_id: "",
