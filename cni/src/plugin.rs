@@ -477,3 +477,61 @@ pub fn main_with(env: &Env, stdin: &[u8]) -> (String, i32) {
         Err(e) => (e.to_json(&crate::config::version_of(stdin)).to_string(), 1),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_veth_names_fit_ifnamsiz_and_are_stable_per_attachment() {
+        let a = host_if_name(&Owner::new(
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "eth0",
+        ));
+        assert_eq!(a.len(), 14);
+        assert!(a.starts_with(HOST_IF_PREFIX));
+        assert_eq!(
+            a,
+            host_if_name(&Owner::new(
+                "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                "eth0"
+            ))
+        );
+        assert_ne!(
+            a,
+            host_if_name(&Owner::new(
+                "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                "eth1"
+            ))
+        );
+    }
+
+    #[test]
+    fn commands_without_kernel_work_answer_on_stdout_with_exit_codes() {
+        let env = |cmd: &str| Env {
+            command: Some(cmd.into()),
+            ..Default::default()
+        };
+        let (out, rc) = main_with(&env("VERSION"), br#"{"cniVersion":"0.4.0"}"#);
+        assert_eq!(rc, 0);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["cniVersion"], "0.4.0");
+        let (out, rc) = main_with(
+            &env("ADD"),
+            br#"{"cniVersion":"1.0.0","name":"k","podCIDR":"10.42.1.0/24"}"#,
+        );
+        assert_eq!(rc, 1);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            (v["code"].as_u64(), v["cniVersion"].as_str()),
+            (Some(4), Some("1.0.0")),
+            "{v}"
+        );
+        let (out, rc) = main_with(&Env::default(), b"");
+        assert_eq!(rc, 1);
+        assert!(out.contains("CNI_COMMAND is not set"), "{out}");
+        let cfg = br#"{"cniVersion":"1.0.0","name":"k","podCIDR":"10.42.1.0/24"}"#;
+        let (out, _) = main_with(&env("STATUS"), cfg);
+        assert!(out.contains("\"code\":1"), "STATUS needs 1.1.0: {out}");
+    }
+}
