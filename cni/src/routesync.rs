@@ -162,6 +162,8 @@ pub trait NodeNet {
     async fn addrs(&self) -> keel_netkit::Result<Vec<Addr>>;
     /// Add an address.
     async fn add_addr(&self, index: u32, ip: Ipv4Addr, prefix: u8) -> keel_netkit::Result<()>;
+    /// Delete an address.
+    async fn del_addr(&self, index: u32, ip: Ipv4Addr, prefix: u8) -> keel_netkit::Result<()>;
     /// Create the VXLAN device, up.
     async fn add_vxlan(
         &self,
@@ -210,6 +212,9 @@ impl NodeNet for Netlink {
     }
     async fn add_addr(&self, index: u32, ip: Ipv4Addr, prefix: u8) -> keel_netkit::Result<()> {
         Netlink::add_addr(self, index, ip, prefix).await
+    }
+    async fn del_addr(&self, index: u32, ip: Ipv4Addr, prefix: u8) -> keel_netkit::Result<()> {
+        Netlink::del_addr(self, index, ip, prefix).await
     }
     async fn add_vxlan(
         &self,
@@ -306,6 +311,14 @@ impl<N: NodeNet> RouteSync<N> {
 
         // VXLAN device: present exactly when some peer needs it.
         let need_vx = peers.iter().any(|p| matches!(p.path, PeerPath::Vxlan { .. }));
+        // A device made for another node IP (its MAC encodes the IP) is made again.
+        let vx = match vx {
+            Some(v) if need_vx && v.mac[..] != vtep_mac(local.ip)[..] => {
+                nl.del_link(v.index).await?;
+                None
+            }
+            other => other,
+        };
         let vx_index = match (&vx, need_vx) {
             (Some(v), true) => Some(v.index),
             (None, true) => {
@@ -333,6 +346,10 @@ impl<N: NodeNet> RouteSync<N> {
             let local_vtep = local.pod_cidr.network();
             if !addrs.iter().any(|a| a.index == vi && a.ip == local_vtep) {
                 nl.add_addr(vi, local_vtep, 32).await?;
+            }
+            // A VTEP address left from an earlier podCIDR of this node.
+            for a in addrs.iter().filter(|a| a.index == vi && a.ip != local_vtep) {
+                nl.del_addr(vi, a.ip, a.prefix).await?;
             }
         }
 
@@ -582,6 +599,10 @@ mod tests {
             st.addrs.push(Addr { index, ip, prefix });
             Ok(())
         }
+        async fn del_addr(&self, index: u32, ip: Ipv4Addr, _prefix: u8) -> keel_netkit::Result<()> {
+            self.st.borrow_mut().addrs.retain(|a| !(a.index == index && a.ip == ip));
+            Ok(())
+        }
         async fn add_vxlan(
             &self,
             name: &str,
@@ -802,6 +823,39 @@ mod tests {
         assert_eq!(r.removed, vec!["10.42.9.0/24".parse().unwrap()]);
         let st = rs.net().st.borrow();
         assert!(st.links.iter().all(|l| l.name != "keel.vxlan") && st.neigh.is_empty() && st.fdb.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_node_whose_ip_or_pod_cidr_changed_gets_its_vtep_remade() {
+        let far = node("n9", "192.168.9.9", "10.42.9.0/24");
+        let before = node("n1", "192.168.1.1", "10.42.1.0/24");
+        let fake = Fake::node("192.168.1.1", 24);
+        fake.st.borrow_mut().addrs.push(Addr {
+            index: 2,
+            ip: "192.168.1.7".parse().unwrap(),
+            prefix: 24,
+        });
+        let rs = RouteSync::new(fake, settings());
+        rs.sync(&before, &[before.clone(), far.clone()]).await.unwrap();
+        let after = node("n1", "192.168.1.7", "10.42.5.0/24");
+        rs.sync(&after, &[after.clone(), far.clone()]).await.unwrap();
+        {
+            let st = rs.net().st.borrow();
+            let vx = st.links.iter().find(|l| l.name == "keel.vxlan").expect("vxlan device");
+            assert_eq!(vx.mac, vtep_mac(after.ip).to_vec(), "remade for the new node IP");
+            let vtep_addrs: Vec<Ipv4Addr> = st.addrs.iter().filter(|a| a.index == vx.index).map(|a| a.ip).collect();
+            assert_eq!(vtep_addrs, vec!["10.42.5.0".parse::<Ipv4Addr>().unwrap()]);
+        }
+        let moved = node("n1", "192.168.1.7", "10.42.6.0/24");
+        rs.sync(&moved, &[moved.clone(), far.clone()]).await.unwrap();
+        let st = rs.net().st.borrow();
+        let vx = st.links.iter().find(|l| l.name == "keel.vxlan").expect("vxlan device");
+        let vtep_addrs: Vec<Ipv4Addr> = st.addrs.iter().filter(|a| a.index == vx.index).map(|a| a.ip).collect();
+        assert_eq!(
+            vtep_addrs,
+            vec!["10.42.6.0".parse::<Ipv4Addr>().unwrap()],
+            "the old podCIDR's VTEP address goes"
+        );
     }
 
     #[tokio::test]

@@ -394,6 +394,22 @@ impl Netlink {
             .map_err(nl_err(format!("add address {ip}/{prefix} on link {index}")))
     }
 
+    /// Delete an IPv4 address.
+    pub async fn del_addr(&self, index: u32, ip: Ipv4Addr, prefix: u8) -> Result<()> {
+        let mut msg = rtnetlink::packet_route::address::AddressMessage::default();
+        msg.header.family = AddressFamily::Inet;
+        msg.header.prefix_len = prefix;
+        msg.header.index = index;
+        msg.attributes.push(AddressAttribute::Local(IpAddr::V4(ip)));
+        msg.attributes.push(AddressAttribute::Address(IpAddr::V4(ip)));
+        self.handle
+            .address()
+            .del(msg)
+            .execute()
+            .await
+            .map_err(nl_err(format!("delete address {ip}/{prefix} on link {index}")))
+    }
+
     // ---- routes ----
 
     /// All IPv4 routes of the main table.

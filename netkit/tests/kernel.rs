@@ -36,6 +36,16 @@ async fn veth_address_route_neighbour_and_fdb_round_trip() {
             .any(|x| x.ip == Ipv4Addr::new(10, 99, 0, 1) && x.prefix == 24)
     );
 
+    na.add_addr(va.index, Ipv4Addr::new(10, 98, 0, 1), 24).await.unwrap();
+    na.del_addr(va.index, Ipv4Addr::new(10, 98, 0, 1), 24).await.unwrap();
+    assert!(
+        !na.addrs()
+            .await
+            .unwrap()
+            .iter()
+            .any(|x| x.ip == Ipv4Addr::new(10, 98, 0, 1))
+    );
+
     let r = Route {
         dst: Ipv4Addr::new(10, 42, 7, 0),
         prefix: 24,
