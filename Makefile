@@ -4,11 +4,11 @@ CARGO ?= cargo
 DATA_DIR ?= /var/lib/keel
 LISTEN ?= 127.0.0.1:6443
 # Debian packages the build and the tests need: etcd (etcd store tests), protoc (etcd-client protos),
-# clang/llvm (eBPF objects), iproute2/nftables (node tests, keel-cni masquerade), curl (make up readiness),
-# containernetworking-plugins (reference bridge/host-local/bandwidth plugins for keel-cni tests and bench),
-# util-linux (nsenter).
-APT_PKGS := etcd-server etcd-client protobuf-compiler clang llvm iproute2 nftables curl ca-certificates pkg-config \
-	containernetworking-plugins util-linux
+# libprotobuf-dev (google/protobuf/*.proto includes), clang/llvm (eBPF objects), iproute2/nftables (node tests,
+# keel-cni masquerade), curl (make up readiness), containernetworking-plugins (reference bridge/host-local/bandwidth
+# plugins for keel-cni tests and bench), util-linux (nsenter).
+APT_PKGS := etcd-server etcd-client protobuf-compiler libprotobuf-dev clang llvm iproute2 nftables curl ca-certificates \
+	pkg-config containernetworking-plugins util-linux
 
 .PHONY: deps build up down test lint bench-api bench-cni
 

@@ -110,6 +110,36 @@ pub fn prepare_for_update(res: &ResourceDef, old: &Value, new: &mut Value) {
     }
 }
 
+/// The DaemonSet strategy's template generation, which apps/v1 carries in the
+/// `deprecated.daemonset.template.generation` annotation: at least 1 on create (`old` is None), and on update the
+/// stored value, plus one when the pod template changed. Call after [`apply`], so templates compare defaulted.
+pub fn daemon_set_template_generation(old: Option<&Value>, new: &mut Value) {
+    const ANNOTATION: &str = "deprecated.daemonset.template.generation";
+    let generation_of = |o: &Value| {
+        o.pointer("/metadata/annotations")
+            .and_then(|a| a.get(ANNOTATION))
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let generation = match old {
+        None => generation_of(new).max(1),
+        Some(old) => {
+            let stored = generation_of(old).max(1);
+            if old.pointer("/spec/template") == new.pointer("/spec/template") {
+                stored
+            } else {
+                stored + 1
+            }
+        }
+    };
+    if let Some(meta) = ensure_obj(new, "metadata")
+        && let Some(annotations) = ensure_obj_in(meta, "annotations")
+    {
+        annotations.insert(ANNOTATION.into(), json!(generation.to_string()));
+    }
+}
+
 /// The Job registry's `generateSelector`, run on create after the object got its UID: unless
 /// `spec.manualSelector` is true, label the pod template with the job's name and UID (both the
 /// `batch.kubernetes.io/` and the legacy unprefixed keys) and select on `batch.kubernetes.io/controller-uid`.
@@ -1019,7 +1049,8 @@ fn secret(obj: &mut Value) {
 
 fn node(obj: &mut Value) {
     if let Some(spec) = ensure_obj(obj, "spec") {
-        // The v1 conversion keeps `podCIDR` and `podCIDRs[0]` in step.
+        // The v1 conversion keeps `podCIDR` and `podCIDRs[0]` in step; podCIDRs is the internal field, so it wins
+        // when both are set and differ.
         let first = spec
             .get("podCIDRs")
             .and_then(Value::as_array)
@@ -1031,6 +1062,9 @@ fn node(obj: &mut Value) {
                 spec.insert("podCIDRs".into(), json!([cidr]));
             }
             (None, Some(cidr)) => {
+                spec.insert("podCIDR".into(), json!(cidr));
+            }
+            (Some(single), Some(cidr)) if single != cidr => {
                 spec.insert("podCIDR".into(), json!(cidr));
             }
             _ => {}
@@ -1970,6 +2004,32 @@ mod tests {
     }
 
     #[test]
+    fn daemon_set_template_generation_starts_at_one_and_follows_the_template() {
+        let mut ds =
+            json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": [{"image": "a"}]}}}});
+        daemon_set_template_generation(None, &mut ds);
+        assert_eq!(
+            ds["metadata"]["annotations"]["deprecated.daemonset.template.generation"],
+            "1"
+        );
+        let mut same = ds.clone();
+        same["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+        daemon_set_template_generation(Some(&ds), &mut same);
+        assert_eq!(
+            same["metadata"]["annotations"]["deprecated.daemonset.template.generation"],
+            "1"
+        );
+        let mut changed = ds.clone();
+        changed["spec"]["template"]["spec"]["containers"][0]["image"] = json!("b");
+        changed["metadata"]["annotations"] = json!({});
+        daemon_set_template_generation(Some(&ds), &mut changed);
+        assert_eq!(
+            changed["metadata"]["annotations"]["deprecated.daemonset.template.generation"],
+            "2"
+        );
+    }
+
+    #[test]
     fn node_defaults() {
         let obj = defaulted(
             "v1",
@@ -1978,6 +2038,10 @@ mod tests {
                    "status": {"capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"}}}),
         );
         assert_eq!(obj["spec"]["podCIDRs"], json!(["10.42.0.0/24"]));
+        let mut both =
+            json!({"metadata": {"name": "n1"}, "spec": {"podCIDR": "10.42.9.0/24", "podCIDRs": ["10.42.0.0/24"]}});
+        node(&mut both);
+        assert_eq!(both["spec"]["podCIDR"], "10.42.0.0/24", "podCIDRs wins");
         assert_eq!(
             obj["status"]["allocatable"],
             json!({"cpu": "4", "memory": "8Gi", "pods": "110"})

@@ -92,6 +92,12 @@ pub struct Config {
     pub datastore: Datastore,
     /// Service ClusterIP range, e.g. `10.43.0.0/16`.
     pub service_cidr: String,
+    /// Pod network, e.g. `10.42.0.0/16`; every node gets a /24 of it.
+    pub cluster_cidr: String,
+    /// Node heartbeat grace period (40 s in Kubernetes).
+    pub node_monitor_grace: std::time::Duration,
+    /// Pod eviction timeout on unreachable/not-ready nodes; None keeps the defaulted 300 s tolerations.
+    pub pod_eviction_timeout: Option<std::time::Duration>,
 }
 
 /// A started server: its address and the API state.
@@ -144,6 +150,20 @@ impl Server {
             value: cfg.service_cidr.clone(),
             why: "expected an IPv4 range with a prefix of /30 or shorter, e.g. 10.43.0.0/16",
         })?;
+        let cluster_cidr = api::alloc::Cidr::parse(&cfg.cluster_cidr)
+            .filter(|c| c.subnet_count(crate::controllers::nodeipam::NODE_MASK) > 0)
+            .ok_or_else(|| Error::Config {
+                flag: "--cluster-cidr",
+                value: cfg.cluster_cidr.clone(),
+                why: "expected an IPv4 range with a prefix of /24 or shorter (each node gets a /24), e.g. 10.42.0.0/16",
+            })?;
+        if cluster_cidr.covers(&service_cidr) || service_cidr.covers(&cluster_cidr) {
+            return Err(Error::Config {
+                flag: "--cluster-cidr",
+                value: cfg.cluster_cidr.clone(),
+                why: "overlaps --service-cidr: pod and Service addresses must come from separate ranges",
+            });
+        }
         std::fs::create_dir_all(&cfg.data_dir).map_err(io(format!("creating {}", cfg.data_dir.display())))?;
         let creds = pki::ensure(&cfg.data_dir, &[cfg.listen.ip()])?;
         let store = open_store(&cfg.data_dir, &cfg.datastore).await?;
@@ -177,6 +197,9 @@ impl Server {
             gc: gc_handle,
             shutdown: shutdown_rx,
             service_cidr,
+            cluster_cidr,
+            node_monitor_grace: cfg.node_monitor_grace,
+            pod_eviction_timeout: cfg.pod_eviction_timeout,
             ready: std::sync::atomic::AtomicBool::new(false),
         });
         tokio::spawn(gc::run(Arc::downgrade(&api), gc_queue));

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -58,6 +59,13 @@ enum Command {
         /// Service ClusterIP range.
         #[arg(long, default_value = "10.43.0.0/16")]
         service_cidr: String,
+        /// Seconds a node may go without renewing its Lease before it is marked Unknown and tainted unreachable.
+        #[arg(long, env = "KEEL_NODE_MONITOR_GRACE_SECONDS", default_value_t = 40.0, value_parser = positive_seconds)]
+        node_monitor_grace_period: f64,
+        /// Seconds pods stay on an unreachable or not-ready node before they are evicted (replaces the defaulted
+        /// 300 s tolerationSeconds; a pod's own tolerationSeconds is kept).
+        #[arg(long, env = "KEEL_POD_EVICTION_SECONDS", value_parser = positive_seconds)]
+        pod_eviction_timeout: Option<f64>,
         /// Run only the control plane. The node agent is not built yet, so this is currently always the case.
         #[arg(long)]
         no_agent: bool,
@@ -129,6 +137,8 @@ async fn run() -> Result<()> {
             etcd_endpoints,
             cluster_cidr,
             service_cidr,
+            node_monitor_grace_period,
+            pod_eviction_timeout,
             no_agent,
         } => {
             let datastore = match datastore {
@@ -149,6 +159,9 @@ async fn run() -> Result<()> {
                 listen,
                 datastore,
                 service_cidr: service_cidr.clone(),
+                cluster_cidr: cluster_cidr.clone(),
+                node_monitor_grace: Duration::from_secs_f64(node_monitor_grace_period),
+                pod_eviction_timeout: pod_eviction_timeout.map(Duration::from_secs_f64),
             })
             .await
             .context("starting keel server")?;
@@ -161,6 +174,14 @@ async fn run() -> Result<()> {
             Ok(())
         }
         Command::Bench { which } => bench::run(which).await,
+    }
+}
+
+/// A positive number of seconds (fractions allowed), for clap.
+fn positive_seconds(s: &str) -> std::result::Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v < 1e9 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number of seconds (e.g. 40 or 2.5)")),
     }
 }
 

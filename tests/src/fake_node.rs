@@ -92,10 +92,17 @@ impl FakeNode {
         let (n, s, r) = (name.to_string(), stop.clone(), ready.clone());
         let thread = std::thread::spawn(move || {
             let started = Instant::now();
+            let mut was_alive = true;
             while !s.load(Ordering::Relaxed) && started.elapsed() < MAX_LIFE {
-                if r.load(Ordering::Relaxed) {
+                let alive = r.load(Ordering::Relaxed);
+                if alive {
+                    if !was_alive {
+                        // Back from the dead: a kubelet reports its node Ready again on its next status update.
+                        post_ready(&kubeconfig, &home, &n);
+                    }
                     tick(&kubeconfig, &home, &n);
                 }
+                was_alive = alive;
                 std::thread::sleep(TICK);
             }
         });
@@ -133,6 +140,26 @@ fn kubectl(kubeconfig: &std::path::Path, home: &std::path::Path, args: &[&str]) 
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Set the node's Ready condition to True, as a kubelet's status update does.
+fn post_ready(kubeconfig: &std::path::Path, home: &std::path::Path, node: &str) {
+    let t = now();
+    let patch = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+        "message": "stand-in node is ready", "lastHeartbeatTime": t, "lastTransitionTime": t}]}});
+    let _ = kubectl(
+        kubeconfig,
+        home,
+        &[
+            "patch",
+            "node",
+            node,
+            "--subresource=status",
+            "--type=strategic",
+            "-p",
+            &patch.to_string(),
+        ],
+    );
 }
 
 fn tick(kubeconfig: &std::path::Path, home: &std::path::Path, node: &str) {

@@ -200,6 +200,8 @@ pub struct Server {
     pub listen: String,
     /// The datastore.
     pub store: Store,
+    /// Extra `keel server` flags.
+    pub args: Vec<String>,
     proc: Option<Proc>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -212,6 +214,11 @@ impl Server {
 
     /// Start a server on the given store.
     pub fn start_with(store: Store) -> Result<Self> {
+        Self::start_args(store, &[])
+    }
+
+    /// Start a server on the given store with extra `keel server` flags.
+    pub fn start_args(store: Store, args: &[&str]) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let data_dir = dir.path().join("data");
         let listen = format!("127.0.0.1:{}", free_port());
@@ -219,6 +226,7 @@ impl Server {
             data_dir,
             listen,
             store,
+            args: args.iter().map(|a| a.to_string()).collect(),
             proc: None,
             _dir: Some(dir),
         };
@@ -236,6 +244,7 @@ impl Server {
         if let Store::Etcd(ep) = &self.store {
             cmd.args(["--datastore", "etcd", "--etcd-endpoints", ep]);
         }
+        cmd.args(&self.args);
         std::fs::create_dir_all(&self.data_dir)?;
         let log = self
             .data_dir

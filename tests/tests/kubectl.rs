@@ -810,7 +810,6 @@ fn unknown_field_is_rejected_under_default_strict_validation() {
 }
 
 #[test]
-#[ignore = "keel bug: unknown fields accepted under fieldValidation=Warn/Ignore are stored (Kubernetes drops them)"]
 fn unknown_fields_accepted_without_strict_validation_are_dropped() {
     let s = server();
     for (name, flag) in [("warned", "--validate=warn"), ("ignored", "--validate=false")] {

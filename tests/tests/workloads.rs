@@ -396,8 +396,13 @@ fn daemonset_runs_one_pod_per_eligible_node() {
             );
         }
         assert!(p["metadata"]["labels"]["controller-revision-hash"].is_string(), "{p:#}");
+        assert_eq!(p["metadata"]["labels"]["pod-template-generation"], "1", "{p:#}");
     }
     let ds = s.get_json(&["ds", "agent"]);
+    assert_eq!(
+        ds["metadata"]["annotations"]["deprecated.daemonset.template.generation"], "1",
+        "{ds:#}"
+    );
     assert_eq!(ds["status"]["desiredNumberScheduled"], 3, "{ds:#}");
     assert_eq!(ds["status"]["currentNumberScheduled"], 3, "{ds:#}");
     assert_eq!(ds["status"]["numberReady"], 3, "{ds:#}");
@@ -418,6 +423,11 @@ fn daemonset_runs_one_pod_per_eligible_node() {
 
     // Rolling update to a new image, at most one node without an available pod at a time.
     s.apply(&daemonset("busybox:1.37"));
+    let ds = s.get_json(&["ds", "agent"]);
+    assert_eq!(
+        ds["metadata"]["annotations"]["deprecated.daemonset.template.generation"], "2",
+        "a template change bumps the template generation: {ds:#}"
+    );
     let out = s.ok(&["rollout", "status", "ds/agent", "--timeout=120s"]);
     assert!(out.contains("successfully rolled out"), "{out}");
     wait("every daemon pod to run the new image", || {

@@ -59,6 +59,33 @@ impl Cidr {
     pub fn nth(&self, n: u32) -> Ipv4Addr {
         Ipv4Addr::from(self.base + n)
     }
+
+    /// The prefix length.
+    pub fn prefix_len(&self) -> u8 {
+        self.len
+    }
+
+    /// How many `/mask` subnets this range holds (0 when `mask` is shorter than the range's own prefix).
+    pub fn subnet_count(&self, mask: u8) -> u32 {
+        if mask < self.len || mask > 32 {
+            return 0;
+        }
+        1u32.checked_shl(u32::from(mask - self.len)).unwrap_or(0)
+    }
+
+    /// The n-th `/mask` subnet (0-based); `n` must be below [`Cidr::subnet_count`].
+    pub fn subnet(&self, n: u32, mask: u8) -> Self {
+        let step = 1u32.checked_shl(32 - u32::from(mask)).unwrap_or(0);
+        Self {
+            base: self.base + n * step,
+            len: mask,
+        }
+    }
+
+    /// Whether `other` lies wholly inside this range.
+    pub fn covers(&self, other: &Cidr) -> bool {
+        other.len >= self.len && other.base >= self.base && other.base - self.base < self.size()
+    }
 }
 
 impl std::fmt::Display for Cidr {
@@ -138,7 +165,8 @@ pub fn drop_type_dependent_fields(old: &Value, new: &mut Value) {
 }
 
 impl Api {
-    async fn claim(&self, key: String, owner: &str) -> Result<bool> {
+    /// Create the claim `key` for `owner`; false when someone holds it already.
+    pub(crate) async fn claim(&self, key: String, owner: &str) -> Result<bool> {
         match self
             .store
             .create(&key, json!({"owner": owner}).to_string().into_bytes())
@@ -150,7 +178,8 @@ impl Api {
         }
     }
 
-    async fn unclaim(&self, key: &str) {
+    /// Drop the claim `key` (absent is fine).
+    pub(crate) async fn unclaim(&self, key: &str) {
         if let Err(e) = self.store.delete(key, None).await
             && !matches!(e, store::Error::NotFound(_))
         {
@@ -411,6 +440,19 @@ mod tests {
         assert_eq!(c.to_string(), "10.43.0.0/16");
         assert!(Cidr::parse("10.43.0.0/31").is_none());
         assert!(Cidr::parse("nope").is_none());
+    }
+
+    #[test]
+    fn subnets_of_a_range() {
+        let c = Cidr::parse("10.42.0.0/16").expect("cidr");
+        assert_eq!(c.subnet_count(24), 256);
+        assert_eq!(c.subnet(0, 24).to_string(), "10.42.0.0/24");
+        assert_eq!(c.subnet(255, 24).to_string(), "10.42.255.0/24");
+        assert_eq!(c.subnet_count(8), 0);
+        assert!(c.covers(&Cidr::parse("10.42.7.0/24").expect("cidr")));
+        assert!(!c.covers(&Cidr::parse("10.43.0.0/24").expect("cidr")));
+        assert!(!c.covers(&Cidr::parse("10.0.0.0/8").expect("cidr")));
+        assert_eq!(Cidr::parse("10.42.0.0/24").expect("cidr").subnet_count(24), 1);
     }
 
     #[test]

@@ -52,6 +52,13 @@ pub struct Api {
     pub shutdown: tokio_watch::Receiver<bool>,
     /// The Service ClusterIP range.
     pub service_cidr: alloc::Cidr,
+    /// The pod network; each node's podCIDR is carved from it.
+    pub cluster_cidr: alloc::Cidr,
+    /// How long a node may go without a heartbeat before it is marked Unknown (`--node-monitor-grace-period`).
+    pub node_monitor_grace: std::time::Duration,
+    /// When set, replaces the defaulted 300 s `tolerationSeconds` of the not-ready/unreachable tolerations
+    /// (`--pod-eviction-timeout`).
+    pub pod_eviction_timeout: Option<std::time::Duration>,
     /// False until startup (default namespaces) is complete.
     pub ready: std::sync::atomic::AtomicBool,
 }

@@ -64,12 +64,45 @@ fn unknown_fields(input: &Value, output: &Value, path: &str, out: &mut Vec<Strin
     }
 }
 
+/// Remove from `input` every field that did not survive the round trip (the same fields [`unknown_fields`] lists).
+fn drop_unknown(input: &mut Value, output: &Value) {
+    match (input, output) {
+        (Value::Object(i), Value::Object(o)) => {
+            i.retain(|k, v| v.is_null() || o.contains_key(k));
+            for (k, v) in i.iter_mut() {
+                if let Some(ov) = o.get(k) {
+                    drop_unknown(v, ov);
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(o)) if i.len() == o.len() => {
+            for (iv, ov) in i.iter_mut().zip(o) {
+                drop_unknown(iv, ov);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Check `obj` decodes as `kind`; return the unknown field paths (e.g. `spec.replica`).
 /// `Err` holds the decoding message when a field has the wrong type.
 pub fn check(kind: &str, obj: &Value) -> Result<Vec<String>, String> {
     let mut unknown = Vec::new();
     if let Some(out) = roundtrip(kind, obj)? {
         unknown_fields(obj, &out, "", &mut unknown);
+    }
+    Ok(unknown)
+}
+
+/// Like [`check`], and drop the unknown fields from `obj`, as decoding into Kubernetes' Go types does when
+/// validation is not strict. Everything else of `obj` stays exactly as sent.
+pub fn check_and_prune(kind: &str, obj: &mut Value) -> Result<Vec<String>, String> {
+    let mut unknown = Vec::new();
+    if let Some(out) = roundtrip(kind, obj)? {
+        unknown_fields(obj, &out, "", &mut unknown);
+        if !unknown.is_empty() {
+            drop_unknown(obj, &out);
+        }
     }
     Ok(unknown)
 }
@@ -95,5 +128,29 @@ mod tests {
         let ok =
             json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","annotations":null},"data":{"k":"v"}});
         assert!(check("ConfigMap", &ok).expect("decodes").is_empty());
+    }
+
+    #[test]
+    fn pruning_drops_only_unknown_fields() {
+        let mut d = json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"a","annotations":null},
+            "spec":{"replica":3,"replicas":2,"selector":{"matchLabels":{"a":"b"}},
+              "template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"i","imagePullPolice":"x","resources":{"limits":{"cpu":"500m"}}}]}}}});
+        let unknown = check_and_prune("Deployment", &mut d).expect("decodes");
+        assert_eq!(unknown.len(), 2);
+        assert!(d["spec"].get("replica").is_none());
+        assert!(
+            d["spec"]["template"]["spec"]["containers"][0]
+                .get("imagePullPolice")
+                .is_none()
+        );
+        assert_eq!(d["spec"]["replicas"], 2);
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"],
+            "500m"
+        );
+        assert!(
+            d["metadata"]["annotations"].is_null(),
+            "known fields, null included, stay as sent"
+        );
     }
 }

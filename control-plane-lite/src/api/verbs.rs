@@ -267,9 +267,12 @@ impl Api {
         } else {
             meta.remove("generation");
         }
-        let warnings = strict_fields(res, &o, q)?;
+        let warnings = strict_fields(res, &mut o, q)?;
         prepare_create(res, &mut o, &uid);
         defaults::apply(res, &mut o);
+        if res.kind == "DaemonSet" {
+            defaults::daemon_set_template_generation(None, &mut o);
+        }
         let errs = validation::validate_create(res, &o);
         if !errs.is_empty() {
             return Err(ApiError::invalid(res, &name, &errs));
@@ -362,7 +365,7 @@ impl Api {
             _ => set_meta(&mut o, "name", json!(name)),
         }
         self.admit_namespace(rp, &mut o, false).await?;
-        let warnings = strict_fields(rp.res, &o, q)?;
+        let warnings = strict_fields(rp.res, &mut o, q)?;
         let precondition = obj::revision(&o);
         let dry = q.dry_run()?;
         let sub = rp.sub.clone();
@@ -441,16 +444,16 @@ impl Api {
         let res = rp.res;
         // Unknown fields are judged on the patched object before anything is written: under Strict the patch is
         // rejected and nothing changes.
-        let checked = move |current: &Value| -> Result<Value> {
-            let doc = apply(current)?;
-            unknown_field_warnings(res, &doc, field_validation)?;
+        // Otherwise they are dropped, and the warnings of the attempt that was written are returned.
+        let warned = std::sync::Mutex::new(Vec::new());
+        let checked = |current: &Value| -> Result<Value> {
+            let mut doc = apply(current)?;
+            let w = unknown_field_warnings(res, &mut doc, field_validation)?;
+            *warned.lock().unwrap_or_else(|p| p.into_inner()) = w;
             Ok(doc)
         };
-        let (reply, patched) = self.modify(rp, &name, None, dry, checked, sub.as_deref()).await?;
-        let warnings = match &patched {
-            Some(p) => unknown_field_warnings(rp.res, p, field_validation)?,
-            None => vec![],
-        };
+        let (reply, _) = self.modify(rp, &name, None, dry, checked, sub.as_deref()).await?;
+        let warnings = warned.into_inner().unwrap_or_else(|p| p.into_inner());
         Ok(reply.warn(warnings))
     }
 
@@ -494,6 +497,9 @@ impl Api {
                 defaults::job_selector(&mut new, &uid);
             }
             defaults::apply(res, &mut new);
+            if res.kind == "DaemonSet" && sub.is_none() {
+                defaults::daemon_set_template_generation(Some(&old), &mut new);
+            }
             if res.has_spec() && obj::spec_part(&old) != obj::spec_part(&new) {
                 let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
                 set_meta(&mut new, "generation", json!(generation + 1));
@@ -513,8 +519,16 @@ impl Api {
             if dry {
                 return Ok((Reply::ok(new), Some(requested)));
             }
-            // An object being deleted whose last finalizer was just removed is gone.
-            if new.pointer("/metadata/deletionTimestamp").is_some() && obj::finalizers(&new).is_empty() {
+            // An object being deleted whose last finalizer was just removed is gone, unless its graceful
+            // deletion is still running (a pod whose kubelet has not yet confirmed with grace period 0).
+            let grace_running = new
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .is_some_and(|g| g > 0);
+            if new.pointer("/metadata/deletionTimestamp").is_some()
+                && obj::finalizers(&new).is_empty()
+                && !grace_running
+            {
                 match self.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok((_, rev)) => {
                         set_meta(&mut new, "resourceVersion", json!(rev.to_string()));
@@ -638,9 +652,10 @@ impl Api {
             sub: None,
             ..rp.clone()
         };
-        let t = target.clone();
         let res = rp.res;
         let n = name.clone();
+        let now = obj::now_rfc3339();
+        // spec.nodeName and the PodScheduled condition are written together, in one revision.
         self.modify(
             &pod_rp,
             &name,
@@ -666,32 +681,14 @@ impl Api {
                     ));
                 }
                 let mut o = current.clone();
-                o["spec"]["nodeName"] = json!(t);
-                Ok(o)
-            },
-            None,
-        )
-        .await?;
-        // The PodScheduled condition lives in status: set it through the status path.
-        let status_rp = ResourcePath {
-            sub: Some("status".into()),
-            ..rp.clone()
-        };
-        let now = obj::now_rfc3339();
-        self.modify(
-            &status_rp,
-            &name,
-            None,
-            false,
-            move |current| {
-                let mut o = current.clone();
+                o["spec"]["nodeName"] = json!(target);
                 set_condition(
                     &mut o,
                     json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}),
                 );
                 Ok(o)
             },
-            Some("status"),
+            Some("binding"),
         )
         .await?;
         Ok(Reply::created(
@@ -777,7 +774,12 @@ impl Api {
                     }
                     _ => {}
                 }
-                if !fins.is_empty() && !deleting {
+                let grace_left = current
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|g| g > 0);
+                if !fins.is_empty() && (!deleting || grace_left) {
+                    // Immediate deletion waits only for the finalizers from now on.
                     set_meta(&mut current, "deletionTimestamp", json!(obj::now_rfc3339()));
                     set_meta(&mut current, "deletionGracePeriodSeconds", json!(0));
                     changed = true;
@@ -965,12 +967,14 @@ fn check_type(res: &ResourceDef, o: &mut Value) -> Result<()> {
 }
 
 /// Decode with the typed structs; unknown fields are an error under `Strict` and warnings under `Warn`.
-fn strict_fields(res: &ResourceDef, o: &Value, q: &Query) -> Result<Vec<String>> {
+fn strict_fields(res: &ResourceDef, o: &mut Value, q: &Query) -> Result<Vec<String>> {
     unknown_field_warnings(res, o, q.field_validation()?)
 }
 
-fn unknown_field_warnings(res: &ResourceDef, o: &Value, mode: FieldValidation) -> Result<Vec<String>> {
-    let unknown = typed::check(res.kind, o).map_err(|e| {
+/// Judge unknown fields by `mode`: Strict refuses them; Warn and Ignore drop them from `o` (Warn also returns
+/// the warnings), as Kubernetes' decoding into its types does.
+fn unknown_field_warnings(res: &ResourceDef, o: &mut Value, mode: FieldValidation) -> Result<Vec<String>> {
+    let unknown = typed::check_and_prune(res.kind, o).map_err(|e| {
         ApiError::bad_request(format!(
             "{} in version \"{}\" cannot be handled as a {}: {e}",
             res.kind, res.version, res.kind
@@ -1042,6 +1046,13 @@ fn merge_update(res: &ResourceDef, old: &Value, mut new: Value, sub: Option<&str
     }
     new["apiVersion"] = json!(res.api_version());
     new["kind"] = json!(res.kind);
+    if sub == Some("binding") {
+        // A binding sets the node and the PodScheduled condition; nothing else of the pod changes.
+        let mut merged = old.clone();
+        merged["spec"]["nodeName"] = new.pointer("/spec/nodeName").cloned().unwrap_or(Value::Null);
+        merged["status"] = new.get("status").cloned().unwrap_or(json!({}));
+        return Ok(merged);
+    }
     if sub == Some("status") || sub == Some("finalize") {
         let mut merged = old.clone();
         if sub == Some("finalize") {

@@ -16,6 +16,7 @@ pub mod deployment;
 pub mod endpointslice;
 pub mod informer;
 pub mod job;
+pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
 pub mod scheduler;
@@ -273,5 +274,6 @@ pub async fn start(api: &Arc<Api>) -> Arc<Informers> {
     job::spawn(api.clone(), inf.clone());
     scheduler::spawn(api.clone(), inf.clone());
     nodelifecycle::spawn(api.clone(), inf.clone());
+    nodeipam::spawn(api.clone(), inf.clone(), api.cluster_cidr);
     inf
 }

@@ -17,7 +17,7 @@
 //! Not done: zone-aware eviction rate limiting and the full-disruption mode.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -32,15 +32,11 @@ use crate::api::route::ResourcePath;
 /// How long a node may go without a heartbeat before it is marked Unknown (kube-controller-manager's
 /// `--node-monitor-grace-period`).
 pub const NODE_MONITOR_GRACE_PERIOD: Duration = Duration::from_secs(40);
-/// Environment variable overriding [`NODE_MONITOR_GRACE_PERIOD`], in seconds (read once).
-pub const NODE_MONITOR_GRACE_ENV: &str = "KEEL_NODE_MONITOR_GRACE_SECONDS";
 /// How long a node that never posted a Ready condition gets (`--node-startup-grace-period`).
 pub const NODE_STARTUP_GRACE_PERIOD: Duration = Duration::from_secs(60);
 /// The default `tolerationSeconds` of the `not-ready`/`unreachable` `NoExecute` tolerations that API defaulting
 /// (DefaultTolerationSeconds) gives every pod: how long pods stay on a node that stopped reporting.
 pub const POD_EVICTION_TIMEOUT: Duration = Duration::from_secs(300);
-/// Environment variable overriding [`POD_EVICTION_TIMEOUT`], in seconds (read once).
-pub const POD_EVICTION_ENV: &str = "KEEL_POD_EVICTION_SECONDS";
 /// Longest pause between health passes (`--node-monitor-period`).
 const MAX_MONITOR_PERIOD: Duration = Duration::from_secs(5);
 /// Shortest pause between health passes.
@@ -67,37 +63,6 @@ const MANAGED_TAINTS: [(&str, &str); 9] = [
 ];
 const NOT_READY: &str = "node.kubernetes.io/not-ready";
 const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
-
-/// Seconds from an environment value (a positive number, fractions allowed), or `default`.
-pub fn seconds_from(raw: Option<&str>, default: Duration) -> Duration {
-    raw.and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
-        .map_or(default, Duration::from_secs_f64)
-}
-
-/// The node monitor grace period: [`NODE_MONITOR_GRACE_PERIOD`] unless `KEEL_NODE_MONITOR_GRACE_SECONDS` says.
-pub fn node_monitor_grace_period() -> Duration {
-    static V: OnceLock<Duration> = OnceLock::new();
-    *V.get_or_init(|| {
-        seconds_from(
-            std::env::var(NODE_MONITOR_GRACE_ENV).ok().as_deref(),
-            NODE_MONITOR_GRACE_PERIOD,
-        )
-    })
-}
-
-/// The pod eviction timeout when `KEEL_POD_EVICTION_SECONDS` sets one. It replaces the `tolerationSeconds` of
-/// tolerations exactly as API defaulting adds them (the pod's own choice is kept); without the variable the
-/// defaulted 300 s stands. (kube-apiserver's `--default-unreachable-toleration-seconds` changes the defaulting
-/// itself; this stands in for it until Keel's defaults take a setting.)
-pub fn pod_eviction_override() -> Option<Duration> {
-    static V: OnceLock<Option<Duration>> = OnceLock::new();
-    *V.get_or_init(|| {
-        std::env::var(POD_EVICTION_ENV)
-            .ok()
-            .map(|v| seconds_from(Some(&v), POD_EVICTION_TIMEOUT))
-    })
-}
 
 /// How often node health is checked for a grace period: an eighth of it, between 100 ms and 5 s.
 pub fn monitor_period(grace: Duration) -> Duration {
@@ -516,7 +481,7 @@ impl Lifecycle {
         }
         let uid = meta_str(pod, "uid").unwrap_or("").to_string();
         let tolerations = Toleration::list(pod.get("spec").unwrap_or(&Value::Null));
-        match verdict(taints, &tolerations, pod_eviction_override()) {
+        match verdict(taints, &tolerations, self.api.pod_eviction_timeout) {
             Verdict::Stay => self.cancel(&key, pod).await,
             Verdict::EvictNow => self.schedule(key, uid, now, Duration::ZERO),
             Verdict::EvictAfter(d) => self.schedule(key, uid, now, d),
@@ -647,9 +612,9 @@ pub fn spawn(api: Arc<Api>, inf: Arc<Informers>) {
     let mut nodes_rx = inf.nodes.subscribe();
     let mut pods_rx = inf.pods.subscribe();
     let mut shutdown = api.shutdown.clone();
-    let grace = node_monitor_grace_period();
+    let grace = api.node_monitor_grace;
     let period = monitor_period(grace);
-    tracing::info!(grace = ?grace, period = ?period, eviction_override = ?pod_eviction_override(), "node lifecycle controller");
+    tracing::info!(grace = ?grace, period = ?period, eviction_override = ?api.pod_eviction_timeout, "node lifecycle controller");
     let mut lc = Lifecycle {
         api,
         inf,
@@ -748,23 +713,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn grace_periods_come_from_the_environment_value() {
-        assert_eq!(seconds_from(None, NODE_MONITOR_GRACE_PERIOD), Duration::from_secs(40));
-        assert_eq!(
-            seconds_from(Some("3"), NODE_MONITOR_GRACE_PERIOD),
-            Duration::from_secs(3)
-        );
-        assert_eq!(
-            seconds_from(Some(" 2.5 "), NODE_MONITOR_GRACE_PERIOD),
-            Duration::from_millis(2500)
-        );
-        for bad in ["", "x", "-1", "0", "NaN", "inf"] {
-            assert_eq!(
-                seconds_from(Some(bad), POD_EVICTION_TIMEOUT),
-                POD_EVICTION_TIMEOUT,
-                "{bad:?}"
-            );
-        }
+    fn monitor_period_is_an_eighth_of_the_grace_period_within_bounds() {
         assert_eq!(monitor_period(Duration::from_secs(40)), Duration::from_secs(5));
         assert_eq!(monitor_period(Duration::from_secs(3)), Duration::from_millis(375));
         assert_eq!(monitor_period(Duration::from_millis(200)), MIN_MONITOR_PERIOD);

@@ -1,9 +1,12 @@
 //! The embedded store: SQLite in WAL mode, revisioned like kine.
 //!
 //! Every write appends a row to `log` (its rowid is the revision) and upserts `current` in one transaction, with
-//! `synchronous=FULL`, so an acknowledged write survives `kill -9` and power loss. Live changes are fanned out on a
-//! broadcast channel after commit, under the write lock, so they leave in revision order; a watcher that falls
-//! behind the channel re-reads the gap from `log`. Compaction deletes `log` rows below a revision.
+//! `synchronous=FULL`, so an acknowledged write survives `kill -9` and power loss. Writes go through one writer
+//! thread that commits whatever has queued up together (group commit): each write runs in its own savepoint, so a
+//! refused write (a conflict, say) leaves the others in the batch alone, and the batch costs one fsync. Replies and
+//! live changes leave only after the commit. Live changes are fanned out on a broadcast channel under the write
+//! lock, so they leave in revision order; a watcher that falls behind the channel re-reads the gap from `log`.
+//! Compaction deletes `log` rows below a revision.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -11,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{Error, Event, KeyValue, ListPage, Result, Store, WatchStream};
 
@@ -40,11 +43,25 @@ const BROADCAST_CAPACITY: usize = 8192;
 const WATCH_BUFFER: usize = 1024;
 /// Rows read from `log` per history query.
 const HISTORY_BATCH: i64 = 1000;
+/// Most writes committed in one transaction.
+const MAX_GROUP: usize = 256;
 
 /// SQLite-backed [`Store`].
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
+    /// The writer thread's queue; the thread ends when the last clone of the store is dropped.
+    writes: std::sync::mpsc::Sender<WriteOp>,
+}
+
+/// Decides, given the current state of a key, what to write: `Some(value)` puts, `None` deletes.
+type Decide = Box<dyn FnOnce(Option<&KeyValue>) -> Result<Option<Vec<u8>>> + Send>;
+
+/// One queued write.
+struct WriteOp {
+    key: String,
+    decide: Decide,
+    reply: oneshot::Sender<Result<Event>>,
 }
 
 struct Inner {
@@ -90,13 +107,32 @@ impl SqliteStore {
         writer.execute_batch(SCHEMA).map_err(backend)?;
         let reader = open_conn(path)?;
         let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
-        Ok(Self {
-            inner: Arc::new(Inner {
-                writer: Mutex::new(writer),
-                reader: Mutex::new(reader),
-                events,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+            events,
+        });
+        let (writes, queue) = std::sync::mpsc::channel();
+        let thread_inner = inner.clone();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || thread_inner.write_loop(&queue))
+            .map_err(|e| Error::Backend(format!("starting the SQLite writer thread: {e}")))?;
+        Ok(Self { inner, writes })
+    }
+
+    /// Queue a write for the writer thread and wait until it is committed (or refused).
+    async fn submit(&self, key: &str, decide: Decide) -> Result<Event> {
+        let (reply, done) = oneshot::channel();
+        self.writes
+            .send(WriteOp {
+                key: key.to_string(),
+                decide,
+                reply,
+            })
+            .map_err(|_| Error::Backend("the SQLite writer thread has stopped".into()))?;
+        done.await
+            .map_err(|_| Error::Backend("the SQLite writer thread dropped a write".into()))?
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T>
@@ -142,56 +178,101 @@ fn get_current(conn: &Connection, key: &str) -> Result<Option<KeyValue>> {
     .map_err(backend)
 }
 
+/// One write inside the current transaction: `decide` says, given the current state of `key`, what to write.
+fn apply_write(tx: &Connection, key: &str, decide: Decide) -> Result<Event> {
+    let prev = get_current(tx, key)?;
+    let new_value = decide(prev.as_ref())?;
+    let rev_now = current_rev(tx)?;
+    let rev = rev_now + 1;
+    let event = match (new_value, prev) {
+        (Some(value), prev) => {
+            let create_rev = prev.as_ref().map_or(rev, |p| p.create_revision);
+            let prev_rev = prev.as_ref().map_or(0, |p| p.mod_revision);
+            tx.execute(
+                "INSERT INTO log (rev, key, deleted, create_rev, prev_rev, value) VALUES (?1, ?2, 0, ?3, ?4, ?5)",
+                params![rev, key, create_rev, prev_rev, value],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO current (key, create_rev, mod_rev, value) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(key) DO UPDATE SET mod_rev = excluded.mod_rev, value = excluded.value",
+                params![key, create_rev, rev, value],
+            )
+            .map_err(backend)?;
+            Event::Put {
+                kv: KeyValue {
+                    key: key.to_string(),
+                    value,
+                    create_revision: create_rev,
+                    mod_revision: rev,
+                },
+                prev,
+            }
+        }
+        (None, Some(prev)) => {
+            tx.execute(
+                "INSERT INTO log (rev, key, deleted, create_rev, prev_rev, value) VALUES (?1, ?2, 1, ?3, ?4, ?5)",
+                params![rev, key, prev.create_revision, prev.mod_revision, prev.value],
+            )
+            .map_err(backend)?;
+            tx.execute("DELETE FROM current WHERE key = ?1", params![key])
+                .map_err(backend)?;
+            Event::Delete { prev, revision: rev }
+        }
+        (None, None) => return Err(Error::NotFound(key.to_string())),
+    };
+    Ok(event)
+}
+
 impl Inner {
-    /// Run one write transaction: `f` decides, given the current state of `key`, what to write.
-    fn write(&self, key: &str, f: impl FnOnce(Option<&KeyValue>) -> Result<Option<Vec<u8>>>) -> Result<Event> {
-        let mut conn = lock(&self.writer);
-        let tx = conn.transaction().map_err(backend)?;
-        let prev = get_current(&tx, key)?;
-        let new_value = f(prev.as_ref())?;
-        let rev_now = current_rev(&tx)?;
-        let rev = rev_now + 1;
-        let event = match (new_value, prev) {
-            (Some(value), prev) => {
-                let create_rev = prev.as_ref().map_or(rev, |p| p.create_revision);
-                let prev_rev = prev.as_ref().map_or(0, |p| p.mod_revision);
-                tx.execute(
-                    "INSERT INTO log (rev, key, deleted, create_rev, prev_rev, value) VALUES (?1, ?2, 0, ?3, ?4, ?5)",
-                    params![rev, key, create_rev, prev_rev, value],
-                )
-                .map_err(backend)?;
-                tx.execute(
-                    "INSERT INTO current (key, create_rev, mod_rev, value) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(key) DO UPDATE SET mod_rev = excluded.mod_rev, value = excluded.value",
-                    params![key, create_rev, rev, value],
-                )
-                .map_err(backend)?;
-                Event::Put {
-                    kv: KeyValue {
-                        key: key.to_string(),
-                        value,
-                        create_revision: create_rev,
-                        mod_revision: rev,
-                    },
-                    prev,
+    /// The writer thread: take the next write, then everything queued behind it, and commit them together.
+    fn write_loop(&self, queue: &std::sync::mpsc::Receiver<WriteOp>) {
+        while let Ok(first) = queue.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_GROUP {
+                match queue.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
                 }
             }
-            (None, Some(prev)) => {
-                tx.execute(
-                    "INSERT INTO log (rev, key, deleted, create_rev, prev_rev, value) VALUES (?1, ?2, 1, ?3, ?4, ?5)",
-                    params![rev, key, prev.create_revision, prev.mod_revision, prev.value],
-                )
-                .map_err(backend)?;
-                tx.execute("DELETE FROM current WHERE key = ?1", params![key])
-                    .map_err(backend)?;
-                Event::Delete { prev, revision: rev }
+            self.write_batch(batch);
+        }
+    }
+
+    /// One transaction for the whole batch, one savepoint per write; replies and events after the commit.
+    fn write_batch(&self, batch: Vec<WriteOp>) {
+        let mut conn = lock(&self.writer);
+        let mut tx = match conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                for op in batch {
+                    let _ = op.reply.send(Err(backend(&e)));
+                }
+                return;
             }
-            (None, None) => return Err(Error::NotFound(key.to_string())),
         };
-        tx.commit().map_err(backend)?;
-        // No receivers is fine: nobody is watching.
-        let _ = self.events.send(event.clone());
-        Ok(event)
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for op in batch {
+            let outcome = tx.savepoint().map_err(backend).and_then(|sp| {
+                let event = apply_write(&sp, &op.key, op.decide)?;
+                sp.commit().map_err(backend)?;
+                Ok(event)
+            });
+            outcomes.push((op.reply, outcome));
+        }
+        if let Err(e) = tx.commit() {
+            for (reply, _) in outcomes {
+                let _ = reply.send(Err(backend(&e)));
+            }
+            return;
+        }
+        for (reply, outcome) in outcomes {
+            if let Ok(event) = &outcome {
+                // No receivers is fine: nobody is watching.
+                let _ = self.events.send(event.clone());
+            }
+            let _ = reply.send(outcome);
+        }
     }
 
     /// History events for keys in `[prefix, end)` with revision in `(after, upto]`, in revision order.
@@ -313,56 +394,53 @@ impl Store for SqliteStore {
     }
 
     fn create<'a>(&'a self, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<i64>> {
-        let key = key.to_string();
-        self.blocking(move |inner| {
-            let k = key.clone();
-            inner
-                .write(&key, move |prev| match prev {
-                    Some(_) => Err(Error::AlreadyExists(k)),
-                    None => Ok(Some(value)),
-                })
-                .map(|e| e.revision())
-        })
+        let k = key.to_string();
+        self.submit(
+            key,
+            Box::new(move |prev| match prev {
+                Some(_) => Err(Error::AlreadyExists(k)),
+                None => Ok(Some(value)),
+            }),
+        )
+        .map(|r| r.map(|e| e.revision()))
         .boxed()
     }
 
     fn update<'a>(&'a self, key: &'a str, value: Vec<u8>, expected_revision: i64) -> BoxFuture<'a, Result<i64>> {
-        let key = key.to_string();
-        self.blocking(move |inner| {
-            let k = key.clone();
-            inner
-                .write(&key, move |prev| match prev {
-                    None => Err(Error::NotFound(k)),
-                    Some(p) if p.mod_revision != expected_revision => Err(Error::Conflict {
-                        key: k,
-                        expected: expected_revision,
-                        actual: p.mod_revision,
-                    }),
-                    Some(_) => Ok(Some(value)),
-                })
-                .map(|e| e.revision())
-        })
+        let k = key.to_string();
+        self.submit(
+            key,
+            Box::new(move |prev| match prev {
+                None => Err(Error::NotFound(k)),
+                Some(p) if p.mod_revision != expected_revision => Err(Error::Conflict {
+                    key: k,
+                    expected: expected_revision,
+                    actual: p.mod_revision,
+                }),
+                Some(_) => Ok(Some(value)),
+            }),
+        )
+        .map(|r| r.map(|e| e.revision()))
         .boxed()
     }
 
     fn delete<'a>(&'a self, key: &'a str, expected_revision: Option<i64>) -> BoxFuture<'a, Result<(KeyValue, i64)>> {
-        let key = key.to_string();
-        self.blocking(move |inner| {
-            let k = key.clone();
-            let event = inner.write(&key, move |prev| match (prev, expected_revision) {
-                (None, _) => Err(Error::NotFound(k)),
-                (Some(p), Some(want)) if p.mod_revision != want => Err(Error::Conflict {
-                    key: k,
-                    expected: want,
-                    actual: p.mod_revision,
-                }),
-                (Some(_), _) => Ok(None),
-            })?;
-            match event {
+        let k = key.to_string();
+        let decide: Decide = Box::new(move |prev| match (prev, expected_revision) {
+            (None, _) => Err(Error::NotFound(k)),
+            (Some(p), Some(want)) if p.mod_revision != want => Err(Error::Conflict {
+                key: k,
+                expected: want,
+                actual: p.mod_revision,
+            }),
+            (Some(_), _) => Ok(None),
+        });
+        async move {
+            match self.submit(key, decide).await? {
                 Event::Delete { prev, revision } => Ok((prev, revision)),
                 Event::Put { .. } => Err(Error::Backend("delete wrote a value".into())),
             }
-        })
+        }
         .boxed()
     }
 
@@ -565,6 +643,60 @@ mod tests {
             s.watch("/registry/cm/", r1).await,
             Err(Error::Compacted { .. })
         ));
+    }
+
+    /// Writes queued together are committed together, but each is decided on its own: one refused write in a
+    /// group leaves the others committed, and revisions stay distinct and in order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grouped_writes_are_decided_one_by_one() {
+        let (_dir, s) = open();
+        let base = s.create("/race", b"0".to_vec()).await.expect("create");
+        let mut live = s.watch("/", base).await.expect("watch");
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let fresh = s.create(&format!("/k/{i:02}"), b"v".to_vec()).await;
+                let raced = s.update("/race", format!("{i}").into_bytes(), base).await;
+                (fresh, raced)
+            }));
+        }
+        let mut revisions = Vec::new();
+        let mut winners = 0;
+        for t in tasks {
+            let (fresh, raced) = t.await.expect("task");
+            revisions.push(fresh.expect("every create of a distinct key commits"));
+            match raced {
+                Ok(rev) => {
+                    winners += 1;
+                    revisions.push(rev);
+                }
+                Err(Error::Conflict { .. }) => {}
+                Err(e) => panic!("unexpected error {e}"),
+            }
+        }
+        assert_eq!(winners, 1, "exactly one update at the same expected revision wins");
+        revisions.sort_unstable();
+        revisions.dedup();
+        assert_eq!(revisions.len(), 51, "every committed write has its own revision");
+        assert_eq!(
+            s.current_revision().await.expect("rev"),
+            *revisions.last().expect("some")
+        );
+        let mut seen = Vec::new();
+        while seen.len() < 51 {
+            let ev = tokio::time::timeout(std::time::Duration::from_secs(10), live.recv())
+                .await
+                .expect("event in time")
+                .expect("stream open")
+                .expect("event");
+            seen.push(ev.revision());
+        }
+        assert!(
+            seen.windows(2).all(|w| w[0] < w[1]),
+            "events leave in revision order: {seen:?}"
+        );
+        assert_eq!(seen, revisions);
     }
 
     #[tokio::test]

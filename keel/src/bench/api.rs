@@ -1,6 +1,7 @@
 //! `keel bench api`: real `keel server` processes (SQLite, and etcd with a real etcd) measured the same way,
 //! side by side: idle RSS, create throughput with 1 and 8 clients, LIST latency over N pods, RSS holding them,
-//! and watch delivery latency to many concurrent watchers.
+//! watch delivery latency to many concurrent watchers, and (in [`super::workload`]) how fast a large Deployment is
+//! scheduled and how fast a pod's readiness reaches its EndpointSlice.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -9,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 use super::ApiArgs;
-use super::client::{Client, Target};
+use super::client::{Client, EventReader, Target};
+use super::workload;
 
 /// k3s server memory with a workload, as cited in the issue (k3s is not installable here, so it is not measured).
 const K3S_RSS_MB: f64 = 1600.0;
@@ -44,11 +45,11 @@ fn rss_mb(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn now_ns() -> u128 {
+pub(super) fn now_ns() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos())
 }
 
-fn percentile(v: &[f64], p: f64) -> f64 {
+pub(super) fn percentile(v: &[f64], p: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
@@ -157,17 +158,19 @@ async fn start(store: &str) -> Result<Running> {
     })
 }
 
+/// A pod for the storage measurements. It names a scheduler that does not exist, so Keel's scheduler leaves it
+/// alone (the workload part registers nodes later, and these pods must not take their room).
 fn pod(ns: &str, name: &str) -> Vec<u8> {
     json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": ns, "labels": {"app": "bench", "tier": "web"}},
-        "spec": {"containers": [{"name": "web", "image": "localhost/keel/busybox:latest",
+        "spec": {"schedulerName": "bench-unscheduled", "containers": [{"name": "web", "image": "localhost/keel/busybox:latest",
             "command": ["httpd", "-f", "-p", "8080"], "ports": [{"containerPort": 8080}],
             "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}})
     .to_string()
     .into_bytes()
 }
 
-async fn create_ns(c: &mut Client, ns: &str) -> Result<()> {
+pub(super) async fn create_ns(c: &mut Client, ns: &str) -> Result<()> {
     let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string();
     c.call("POST", "/api/v1/namespaces", Some(body.into_bytes()))
         .await
@@ -220,33 +223,23 @@ async fn watch_latency(target: &Target, watchers: usize, updates: usize) -> Resu
     for _ in 0..watchers {
         let conn = target.connect().await?;
         let path = format!("/api/v1/namespaces/bench-watch/configmaps?watch=1&resourceVersion={rv}");
-        let mut body = conn.stream(&path).await?;
+        let mut events = EventReader::new(conn.stream(&path).await?);
         let samples = samples.clone();
         tasks.push(tokio::spawn(async move {
-            let mut buf = Vec::new();
             let mut seen = 0;
             while seen < updates {
-                let Some(frame) = body.frame().await else { break };
-                let Ok(frame) = frame else { break };
-                let Some(data) = frame.data_ref() else { continue };
-                buf.extend_from_slice(data);
-                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=pos).collect();
-                    let arrived = now_ns();
-                    let Ok(ev) = serde_json::from_slice::<Value>(&line) else {
-                        continue;
-                    };
-                    if ev["type"] != "MODIFIED" {
-                        continue;
-                    }
-                    let sent = ev["object"]["metadata"]["annotations"]["bench/sent-ns"]
-                        .as_str()
-                        .and_then(|s| s.parse::<u128>().ok());
-                    if let Some(sent) = sent {
-                        let ms = arrived.saturating_sub(sent) as f64 / 1e6;
-                        samples.lock().unwrap_or_else(|p| p.into_inner()).push(ms);
-                        seen += 1;
-                    }
+                let Some(ev) = events.next().await else { break };
+                let arrived = now_ns();
+                if ev["type"] != "MODIFIED" {
+                    continue;
+                }
+                let sent = ev["object"]["metadata"]["annotations"]["bench/sent-ns"]
+                    .as_str()
+                    .and_then(|s| s.parse::<u128>().ok());
+                if let Some(sent) = sent {
+                    let ms = arrived.saturating_sub(sent) as f64 / 1e6;
+                    samples.lock().unwrap_or_else(|p| p.into_inner()).push(ms);
+                    seen += 1;
                 }
             }
         }));
@@ -287,6 +280,7 @@ struct Results {
     watch_p50: f64,
     watch_p99: f64,
     watch_samples: usize,
+    sched: workload::Measured,
 }
 
 async fn measure(store: &str, args: &ApiArgs) -> Result<Results> {
@@ -322,6 +316,11 @@ async fn measure(store: &str, args: &ApiArgs) -> Result<Results> {
     let (full_rss, full_etcd_rss) = run.rss();
     eprintln!("[{store}] watch: {} watchers x {} updates", args.watchers, args.updates);
     let w = watch_latency(&run.target, args.watchers, args.updates).await?;
+    eprintln!(
+        "[{store}] scheduling: deployment of {} replicas on {} nodes, then {} pods turned ready",
+        args.replicas, args.nodes, args.ready_samples
+    );
+    let sched = workload::measure(&run.target, args.nodes, args.replicas, args.ready_samples).await?;
     Ok(Results {
         store: store.to_string(),
         idle_rss,
@@ -335,6 +334,7 @@ async fn measure(store: &str, args: &ApiArgs) -> Result<Results> {
         watch_p50: percentile(&w, 50.0),
         watch_p99: percentile(&w, 99.0),
         watch_samples: w.len(),
+        sched,
     })
 }
 
@@ -394,6 +394,22 @@ pub async fn run(args: ApiArgs) -> Result<()> {
             Box::new(|r| format!("{:.2}", r.watch_p99)),
         ),
         ("watch events timed".into(), Box::new(|r| r.watch_samples.to_string())),
+        (
+            format!("deployment of {} -> all bound (s)", args.replicas),
+            Box::new(|r| format!("{:.2}", r.sched.bound_secs)),
+        ),
+        (
+            "pods scheduled+bound per s".into(),
+            Box::new(|r| format!("{:.0}", r.sched.pods_per_s)),
+        ),
+        (
+            "pod ready -> EndpointSlice p50 (ms)".into(),
+            Box::new(|r| format!("{:.2}", percentile(&r.sched.ready_ms, 50.0))),
+        ),
+        (
+            "pod ready -> EndpointSlice p99 (ms)".into(),
+            Box::new(|r| format!("{:.2}", percentile(&r.sched.ready_ms, 99.0))),
+        ),
     ];
     for (label, f) in &rows {
         print!("{label:<44}");
@@ -404,6 +420,11 @@ pub async fn run(args: ApiArgs) -> Result<()> {
     }
     println!("\nanchor (cited in the issue, not measurable here): k3s server ~{K3S_RSS_MB:.0} MB RSS with a workload");
     println!("goal: keel server under {GOAL_RSS_MB:.0} MB RSS holding 10,000 pods");
+    println!(
+        "anchor: Kubernetes scalability SLO {:.0} pods/s scheduled; goal: at least {:.0} pods/s on this machine",
+        workload::SLO_PODS_PER_S,
+        workload::GOAL_PODS_PER_S
+    );
     if let Some(path) = &args.json {
         let out: Vec<Value> = all
             .iter()
@@ -413,7 +434,13 @@ pub async fn run(args: ApiArgs) -> Result<()> {
                     "list_p50_ms": r.list_p50, "list_p99_ms": r.list_p99, "rss_full_mb": r.full_rss,
                     "etcd_rss_full_mb": r.full_etcd_rss, "watch_p50_ms": r.watch_p50, "watch_p99_ms": r.watch_p99,
                     "watchers": args.watchers, "watch_samples": r.watch_samples,
-                    "anchor_k3s_rss_mb_cited": K3S_RSS_MB, "goal_rss_mb": GOAL_RSS_MB})
+                    "anchor_k3s_rss_mb_cited": K3S_RSS_MB, "goal_rss_mb": GOAL_RSS_MB,
+                    "replicas": args.replicas, "deployment_bound_s": r.sched.bound_secs,
+                    "pods_scheduled_per_s": r.sched.pods_per_s, "anchor_slo_pods_per_s": workload::SLO_PODS_PER_S,
+                    "goal_pods_per_s": workload::GOAL_PODS_PER_S,
+                    "ready_to_endpointslice_p50_ms": percentile(&r.sched.ready_ms, 50.0),
+                    "ready_to_endpointslice_p99_ms": percentile(&r.sched.ready_ms, 99.0),
+                    "ready_samples": r.sched.ready_ms.len()})
             })
             .collect();
         std::fs::write(path, serde_json::to_string_pretty(&out)?)?;

@@ -111,3 +111,31 @@ impl Client {
         Ok(resp.into_body())
     }
 }
+
+/// Reads a watch stream's newline-delimited JSON events one at a time.
+pub struct EventReader {
+    body: hyper::body::Incoming,
+    buf: Vec<u8>,
+}
+
+impl EventReader {
+    pub fn new(body: hyper::body::Incoming) -> Self {
+        Self { body, buf: Vec::new() }
+    }
+
+    /// The next event, or None when the stream ends or fails. Lines that are not JSON are skipped.
+    pub async fn next(&mut self) -> Option<serde_json::Value> {
+        loop {
+            while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                if let Ok(ev) = serde_json::from_slice(&line) {
+                    return Some(ev);
+                }
+            }
+            let frame = self.body.frame().await?.ok()?;
+            if let Some(data) = frame.data_ref() {
+                self.buf.extend_from_slice(data);
+            }
+        }
+    }
+}

@@ -8,11 +8,13 @@ use clap::{Args, Subcommand};
 mod api;
 mod client;
 mod cni;
+mod workload;
 
 /// Which benchmark to run.
 #[derive(Subcommand)]
 pub enum Which {
-    /// The API server: RSS, create throughput, LIST latency, watch delivery latency; SQLite and etcd side by side.
+    /// The API server: RSS, create throughput, LIST latency, watch delivery latency, Deployment scheduling
+    /// throughput, pod-ready → EndpointSlice latency; SQLite and etcd side by side.
     Api(ApiArgs),
     /// keel-cni: ADD/DEL latency beside the reference bridge+host-local plugins, pod vs node TCP throughput.
     Cni(CniArgs),
@@ -65,6 +67,15 @@ pub struct ApiArgs {
     /// Updates whose delivery to every watcher is timed.
     #[arg(long, default_value_t = 100)]
     pub updates: usize,
+    /// Replicas of the Deployment whose pods are timed until all are bound.
+    #[arg(long, default_value_t = 1_000)]
+    pub replicas: usize,
+    /// Nodes registered for the scheduling run.
+    #[arg(long, default_value_t = 10)]
+    pub nodes: usize,
+    /// Pods turned ready one by one, each timed until its endpoint is ready in the EndpointSlice.
+    #[arg(long, default_value_t = 200)]
+    pub ready_samples: usize,
     /// Backends to run, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "sqlite,etcd")]
     pub stores: Vec<String>,
