@@ -174,6 +174,10 @@ impl Api {
     async fn dispatch(self: Arc<Self>, route: Route, req: http::Request<Body>) -> error::Result<Response> {
         let public = matches!(route, Route::Health | Route::Version);
         if !public && !self.authenticated(req.headers()) {
+            // Read (and drop) what the client is still sending, within the body limit and a short time: an
+            // HTTP/2 answer sent while the request stream is open ends in a reset that some clients report
+            // instead of the 401.
+            let _ = tokio::time::timeout(UNAUTHENTICATED_DRAIN, read_body(req.into_body())).await;
             return Err(ApiError::unauthorized());
         }
         let method = req.method().clone();
@@ -278,6 +282,9 @@ impl Api {
         Ok(reply.into_response())
     }
 }
+
+/// How long a request without valid credentials may take to finish sending its body before the 401 goes out.
+const UNAUTHENTICATED_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn read_body(body: Body) -> error::Result<Bytes> {
     let limited = http_body_util::Limited::new(body, request::MAX_BODY);

@@ -146,9 +146,12 @@ impl Api {
             Some(l) if l > 0 => Some(l as usize),
             _ => None,
         };
-        let mut start = match q.get("continue") {
-            Some(token) => Some(decode_continue(token)?),
-            None => None,
+        let (mut start, mut revision) = match q.get("continue") {
+            Some(token) => {
+                let (key, rev) = decode_continue(token)?;
+                (Some(key), Some(rev))
+            }
+            None => (None, None),
         };
         let prefix = obj::collection_prefix(rp.res, ns_of(rp));
         // A name pinned by the field selector is a point read.
@@ -179,18 +182,21 @@ impl Api {
         }
         let filtered = !labels.is_empty() || !fields.is_empty();
         let mut items = Vec::new();
-        let mut revision = None;
         loop {
             let want = if filtered {
                 Some(SCAN_PAGE)
             } else {
                 limit.map(|l| l - items.len())
             };
+            // Every page of one list, across requests too, reads the first page's snapshot.
             let page = self
                 .store
-                .list(&prefix, start.as_deref(), want)
+                .list_at(&prefix, start.as_deref(), want, revision)
                 .await
-                .map_err(|e| ApiError::from_store(rp.res, "", e))?;
+                .map_err(|e| match e {
+                    store::Error::Compacted { .. } => ApiError::expired(CONTINUE_EXPIRED.to_string()),
+                    e => ApiError::from_store(rp.res, "", e),
+                })?;
             revision.get_or_insert(page.revision);
             let n = page.items.len();
             for (i, kv) in page.items.iter().enumerate() {
@@ -1159,17 +1165,21 @@ fn encode_continue(key: &str, revision: i64) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
-fn decode_continue(token: &str) -> Result<String> {
+/// Kubernetes' message for a continue token whose snapshot has been compacted away (410 Expired).
+const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You \
+     can start a new list without the continue parameter.";
+
+/// The key to start after and the snapshot revision of a continue token.
+fn decode_continue(token: &str) -> Result<(String, i64)> {
     let bad =
         || ApiError::bad_request("continue key is not valid: send the continue value from the previous list response");
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
-    v.get("start")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(bad)
+    let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
+    let rev = v.get("rv").and_then(Value::as_i64).filter(|r| *r > 0).ok_or_else(bad)?;
+    Ok((start.to_string(), rev))
 }
 
 fn namespaces() -> &'static ResourceDef {
@@ -1184,7 +1194,10 @@ mod tests {
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {
         let t = encode_continue("/registry/pods/default/a", 42);
-        assert_eq!(decode_continue(&t).expect("decode"), "/registry/pods/default/a");
+        assert_eq!(
+            decode_continue(&t).expect("decode"),
+            ("/registry/pods/default/a".to_string(), 42)
+        );
         assert_eq!(decode_continue("%%%").map_err(|e| e.code), Err(400));
     }
 

@@ -497,19 +497,20 @@ impl Store for EtcdStore {
         .boxed()
     }
 
-    fn list<'a>(
+    fn list_at<'a>(
         &'a self,
         prefix: &'a str,
         start_after: Option<&'a str>,
         limit: Option<usize>,
+        at: Option<i64>,
     ) -> BoxFuture<'a, Result<ListPage>> {
         async move {
             let (_, end) = prefix_range(prefix);
             let mut start = list_start(prefix, start_after);
-            // Read in ranges of at most RANGE_PAGE keys, all at the first range's revision, so a large list stays
-            // under gRPC's message size limit and is still one consistent snapshot.
+            // Read in ranges of at most RANGE_PAGE keys, all at the first range's revision (or `at`), so a large
+            // list stays under gRPC's message size limit and is still one consistent snapshot.
             let mut items: Vec<KeyValue> = Vec::new();
-            let mut revision: Option<i64> = None;
+            let mut revision: Option<i64> = at;
             loop {
                 // One more than asked, to learn whether more follow.
                 let want = limit.map_or(RANGE_PAGE, |l| (l + 1).saturating_sub(items.len()).min(RANGE_PAGE));
@@ -520,7 +521,17 @@ impl Store for EtcdStore {
                     options = options.with_revision(r);
                 }
                 let mut kv = self.client.kv_client();
-                let resp = self.call("list", kv.get(start.clone(), Some(options))).await?;
+                let resp = match self.call_raw("list", kv.get(start.clone(), Some(options))).await? {
+                    Ok(resp) => resp,
+                    Err(e) if status_says(&e, ERR_COMPACTED) => {
+                        let requested = revision.unwrap_or(0);
+                        return Err(Error::Compacted {
+                            requested,
+                            compacted: self.compaction_point(prefix, requested).await,
+                        });
+                    }
+                    Err(e) => return Err(self.error("list", &e)),
+                };
                 let rev = match revision {
                     Some(r) => r,
                     None => header_revision(resp.header(), "list")?,

@@ -117,12 +117,26 @@ pub trait Store: Send + Sync + 'static {
     /// Read one key.
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<KeyValue>>>;
 
-    /// Read keys with `prefix`, in key order, starting strictly after `start_after` when given, at most `limit`.
+    /// Read keys with `prefix`, in key order, starting strictly after `start_after` when given, at most `limit`,
+    /// as they are now.
     fn list<'a>(
         &'a self,
         prefix: &'a str,
         start_after: Option<&'a str>,
         limit: Option<usize>,
+    ) -> BoxFuture<'a, Result<ListPage>> {
+        self.list_at(prefix, start_after, limit, None)
+    }
+
+    /// Like [`Store::list`], as the keys were at `revision` when given (the page's revision is then `revision`):
+    /// later pages of a paginated list read the first page's snapshot. A compacted `revision` is
+    /// [`Error::Compacted`].
+    fn list_at<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+        limit: Option<usize>,
+        revision: Option<i64>,
     ) -> BoxFuture<'a, Result<ListPage>>;
 
     /// Create a key that must not exist; returns the new revision.

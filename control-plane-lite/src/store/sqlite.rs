@@ -349,11 +349,12 @@ impl Store for SqliteStore {
             .boxed()
     }
 
-    fn list<'a>(
+    fn list_at<'a>(
         &'a self,
         prefix: &'a str,
         start_after: Option<&'a str>,
         limit: Option<usize>,
+        at: Option<i64>,
     ) -> BoxFuture<'a, Result<ListPage>> {
         let prefix = prefix.to_string();
         let start_after = start_after.map(str::to_string);
@@ -361,28 +362,53 @@ impl Store for SqliteStore {
             let mut conn = lock(&inner.reader);
             // One read transaction so the items and the revision agree.
             let tx = conn.transaction().map_err(backend)?;
-            let revision = current_rev(&tx)?;
+            let now = current_rev(&tx)?;
             let end = prefix_end(&prefix);
             let start = start_after.unwrap_or_default();
             let want = limit.map_or(-1, |l| l as i64 + 1);
-            let mut items = {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "SELECT key, create_rev, mod_rev, value FROM current
-                         WHERE key >= ?1 AND key < ?2 AND key > ?3 ORDER BY key LIMIT ?4",
-                    )
-                    .map_err(backend)?;
-                let rows = stmt
-                    .query_map(params![prefix, end, start, want], |r| {
-                        Ok(KeyValue {
-                            key: r.get(0)?,
-                            create_revision: r.get(1)?,
-                            mod_revision: r.get(2)?,
-                            value: r.get(3)?,
-                        })
-                    })
-                    .map_err(backend)?;
-                rows.collect::<std::result::Result<Vec<_>, _>>().map_err(backend)?
+            let row = |r: &rusqlite::Row<'_>| {
+                Ok(KeyValue {
+                    key: r.get(0)?,
+                    create_revision: r.get(1)?,
+                    mod_revision: r.get(2)?,
+                    value: r.get(3)?,
+                })
+            };
+            let (revision, mut items) = match at.filter(|r| *r < now) {
+                None => {
+                    let mut stmt = tx
+                        .prepare_cached(
+                            "SELECT key, create_rev, mod_rev, value FROM current
+                             WHERE key >= ?1 AND key < ?2 AND key > ?3 ORDER BY key LIMIT ?4",
+                        )
+                        .map_err(backend)?;
+                    let rows = stmt
+                        .query_map(params![prefix, end, start, want], row)
+                        .map_err(backend)?;
+                    (now, rows.collect::<std::result::Result<Vec<_>, _>>().map_err(backend)?)
+                }
+                Some(rev) => {
+                    let compacted = compacted_rev(&tx)?;
+                    if rev < compacted {
+                        return Err(Error::Compacted {
+                            requested: rev,
+                            compacted,
+                        });
+                    }
+                    // Each key's last log entry at or before `rev`, unless that entry is its deletion.
+                    let mut stmt = tx
+                        .prepare_cached(
+                            "SELECT l.key, l.create_rev, l.rev, l.value FROM log l
+                             WHERE l.key >= ?1 AND l.key < ?2 AND l.key > ?3 AND l.deleted = 0
+                               AND l.rev = (SELECT MAX(m.rev) FROM log m WHERE m.key = l.key AND m.rev <= ?5)
+                             ORDER BY l.key LIMIT ?4",
+                        )
+                        .map_err(backend)?;
+                    let rows = stmt
+                        .query_map(params![prefix, end, start, want, rev], row)
+                        .map_err(backend)?;
+                    (rev, rows.collect::<std::result::Result<Vec<_>, _>>().map_err(backend)?)
+                }
             };
             let more = limit.is_some_and(|l| items.len() > l);
             if let Some(l) = limit {
@@ -641,6 +667,39 @@ mod tests {
         s.compact(r3).await.expect("compact");
         assert!(matches!(
             s.watch("/registry/cm/", r1).await,
+            Err(Error::Compacted { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn list_at_reads_an_old_snapshot_until_it_is_compacted() {
+        let (_dir, s) = open();
+        for k in ["/p/a", "/p/b", "/p/c"] {
+            s.create(k, b"v1".to_vec()).await.expect("create");
+        }
+        let snap = s.current_revision().await.expect("rev");
+        let b = s.get("/p/b").await.expect("get").expect("b");
+        s.update("/p/b", b"v2".to_vec(), b.mod_revision).await.expect("update");
+        s.delete("/p/c", None).await.expect("delete");
+        s.create("/p/d", b"v1".to_vec()).await.expect("create");
+        let page = s
+            .list_at("/p/", Some("/p/a"), Some(5), Some(snap))
+            .await
+            .expect("list at snapshot");
+        assert_eq!(page.revision, snap);
+        let got: Vec<(&str, &[u8])> = page
+            .items
+            .iter()
+            .map(|kv| (kv.key.as_str(), kv.value.as_slice()))
+            .collect();
+        assert_eq!(got, [("/p/b", &b"v1"[..]), ("/p/c", &b"v1"[..])]);
+        assert_eq!(page.items[0].mod_revision, b.mod_revision);
+        let now = s.list("/p/", None, None).await.expect("list now");
+        let keys: Vec<&str> = now.items.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(keys, ["/p/a", "/p/b", "/p/d"]);
+        s.compact(snap + 1).await.expect("compact");
+        assert!(matches!(
+            s.list_at("/p/", None, None, Some(snap)).await,
             Err(Error::Compacted { .. })
         ));
     }
