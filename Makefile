@@ -4,10 +4,13 @@ CARGO ?= cargo
 DATA_DIR ?= /var/lib/keel
 LISTEN ?= 127.0.0.1:6443
 # Debian packages the build and the tests need: etcd (etcd store tests), protoc (etcd-client protos),
-# libprotobuf-dev (google/protobuf/*.proto includes), clang/llvm (eBPF objects), iproute2/nftables (node tests), curl (make up readiness).
-APT_PKGS := etcd-server etcd-client protobuf-compiler libprotobuf-dev clang llvm iproute2 nftables curl ca-certificates pkg-config
+# libprotobuf-dev (google/protobuf/*.proto includes), clang/llvm (eBPF objects), iproute2/nftables (node tests,
+# keel-cni masquerade), curl (make up readiness), containernetworking-plugins (reference bridge/host-local/bandwidth
+# plugins for keel-cni tests and bench), util-linux (nsenter).
+APT_PKGS := etcd-server etcd-client protobuf-compiler libprotobuf-dev clang llvm iproute2 nftables curl ca-certificates \
+	pkg-config containernetworking-plugins util-linux
 
-.PHONY: deps build up down test lint bench-api
+.PHONY: deps build up down test lint bench-api bench-cni
 
 deps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -19,7 +22,7 @@ deps:
 	@command -v cargo-nextest >/dev/null || $(CARGO) install --locked cargo-nextest
 
 build: deps
-	$(CARGO) build --release -p keel
+	$(CARGO) build --release -p keel -p keel-cni
 
 up: build
 	@mkdir -p $(DATA_DIR)
@@ -49,8 +52,11 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 test: deps lint
-	$(CARGO) build -p keel
+	$(CARGO) build -p keel -p keel-cni
 	$(CARGO) nextest run --workspace --no-fail-fast
 
 bench-api: build
 	target/release/keel bench api
+
+bench-cni: build
+	target/release/keel bench cni --plugin target/release/keel-cni

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 
 mod api;
 mod client;
+mod cni;
 mod workload;
 
 /// Which benchmark to run.
@@ -15,6 +16,34 @@ pub enum Which {
     /// The API server: RSS, create throughput, LIST latency, watch delivery latency, Deployment scheduling
     /// throughput, pod-ready → EndpointSlice latency; SQLite and etcd side by side.
     Api(ApiArgs),
+    /// keel-cni: ADD/DEL latency beside the reference bridge+host-local plugins, pod vs node TCP throughput.
+    Cni(CniArgs),
+}
+
+/// Options of `keel bench cni`.
+#[derive(Args, Clone)]
+pub struct CniArgs {
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Pods attached and detached by each plugin.
+    #[arg(long, default_value_t = 200)]
+    pub pods: usize,
+    /// The keel-cni binary (default: beside this keel binary).
+    #[arg(long)]
+    pub plugin: Option<PathBuf>,
+    /// Directory of the reference plugins (bridge, host-local).
+    #[arg(long, default_value = "/usr/lib/cni")]
+    pub reference_dir: PathBuf,
+    /// Seconds per throughput measurement.
+    #[arg(long, default_value_t = 1.5)]
+    pub seconds: f64,
+    /// Throughput rounds (node-to-node and pod-to-pod alternate; medians are reported).
+    #[arg(long, default_value_t = 8)]
+    pub rounds: usize,
+    /// `mtu` in the throughput pods' keel-cni config (default: keel-cni's own default, uplink minus VXLAN overhead).
+    #[arg(long)]
+    pub pod_mtu: Option<u32>,
 }
 
 /// Options of `keel bench api`.
@@ -56,5 +85,6 @@ pub struct ApiArgs {
 pub async fn run(which: Which) -> Result<()> {
     match which {
         Which::Api(args) => api::run(args).await,
+        Which::Cni(args) => cni::run(args).await,
     }
 }
