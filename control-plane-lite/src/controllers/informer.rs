@@ -5,7 +5,7 @@
 //!
 //! The cache holds each object's stored bytes, not parsed values: a parsed `serde_json::Value` costs ten times
 //! its JSON size, and the control plane must hold 10,000 pods in a few tens of MB. Reads parse on demand, and
-//! keep what they parsed for a few seconds after its last read ([`HOT_TTL`]): a controller that reads the same
+//! lists keep what they parsed for a few seconds after its last read ([`HOT_TTL`]): a controller that reads the same
 //! thousand pods on every change of one of them (a ReplicaSet's status, a Service's EndpointSlices) parses each
 //! pod once per change instead of once per read, and an idle control plane holds bytes only.
 
@@ -145,7 +145,15 @@ impl Informer {
             format!("{namespace}/{name}")
         };
         let cached = read(&self.cache).get(&key).cloned()?;
-        self.parsed(vec![(key, cached)]).pop()
+        // A single read uses a remembered parse but does not add one: only bulk reads (lists) are worth keeping.
+        let hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
+        match hot.entries.get(&key) {
+            Some(h) if h.revision == cached.revision => Some(h.value.clone()),
+            _ => {
+                drop(hot);
+                cached.parse()
+            }
+        }
     }
 
     /// All objects, or those of one namespace.
