@@ -297,7 +297,7 @@ async fn bootstrap(api: &Arc<Api>) -> Result<()> {
     };
     for ns in DEFAULT_NAMESPACES {
         let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-        match api.create(&rp, body, &Query::default()).await {
+        match api.create(&rp, body, &Query::internal()).await {
             Ok(_) => tracing::info!(namespace = ns, "created default namespace"),
             Err(e) if e.code == 409 => {}
             Err(e) => {
@@ -361,7 +361,7 @@ async fn bootstrap_kubernetes_service(api: &Arc<Api>, ip: Option<std::net::IpAdd
             sub: None,
             watch_path: false,
         };
-        match api.create(&rp, body.clone(), &Query::default()).await {
+        match api.create(&rp, body.clone(), &Query::internal()).await {
             Ok(_) => {}
             Err(e) if e.code == 409 => {
                 // Keep the endpoints pointing at this server when its address or port changed.

@@ -88,7 +88,7 @@ pub async fn requeue_pending(api: &Arc<Api>) {
             sub: None,
             watch_path: false,
         };
-        let Ok((items, _, _)) = api.list_items(&rp, &Query::default()).await else {
+        let Ok((items, _, _)) = api.list_items(&rp, &Query::internal()).await else {
             continue;
         };
         for o in items {
@@ -121,7 +121,7 @@ async fn dependents(api: &Api, uid: &str, namespace: Option<&str>) -> Vec<(&'sta
             sub: None,
             watch_path: false,
         };
-        let Ok((items, _, _)) = api.list_items(&rp, &Query::default()).await else {
+        let Ok((items, _, _)) = api.list_items(&rp, &Query::internal()).await else {
             continue;
         };
         out.extend(
@@ -149,7 +149,7 @@ async fn collect_dependents(api: &Api, uid: &str, namespace: Option<&str>) {
         let rp = path_of(res, &o);
         let others = owner_uids(&o).into_iter().filter(|u| u != uid).count();
         let result = if others == 0 {
-            api.delete(&rp, json!({"propagationPolicy": "Background"}), &Query::default())
+            api.delete(&rp, json!({"propagationPolicy": "Background"}), &Query::internal())
                 .await
                 .map(|_| ())
         } else {
@@ -217,7 +217,7 @@ async fn finish_pending(api: &Api, res: &'static ResourceDef, o: Value) {
                         .delete(
                             &path_of(dres, &d),
                             json!({"propagationPolicy": "Foreground"}),
-                            &Query::default(),
+                            &Query::internal(),
                         )
                         .await;
                 }
@@ -242,7 +242,7 @@ async fn terminate_namespace(api: &Api, rp: &ResourcePath) {
                 sub: None,
                 watch_path: false,
             };
-            let Ok((items, _, _)) = api.list_items(&coll, &Query::default()).await else {
+            let Ok((items, _, _)) = api.list_items(&coll, &Query::internal()).await else {
                 remaining += 1;
                 continue;
             };
@@ -255,7 +255,7 @@ async fn terminate_namespace(api: &Api, rp: &ResourcePath) {
                     .delete(
                         &path_of(res, o),
                         json!({"propagationPolicy": "Background"}),
-                        &Query::default(),
+                        &Query::internal(),
                     )
                     .await;
             }

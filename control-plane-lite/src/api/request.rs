@@ -12,14 +12,35 @@ pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
 /// Query parameters (last value wins, as in Go's `url.Values.Get`).
 #[derive(Debug, Default, Clone)]
-pub struct Query(HashMap<String, String>);
+pub struct Query(HashMap<String, String>, Origin);
+
+/// Who sends a request: a client over HTTP, or the control plane itself.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A client: every body is checked against the Kubernetes types.
+    #[default]
+    Client,
+    /// A controller inside this process, writing objects it built from stored (already checked) ones.
+    Internal,
+}
 
 impl Query {
     /// Parse a raw query string.
     pub fn parse(raw: Option<&str>) -> Result<Self> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
             .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
-        Ok(Self(pairs.into_iter().collect()))
+        Ok(Self(pairs.into_iter().collect(), Origin::Client))
+    }
+
+    /// No parameters, for a write by the control plane itself: its bodies are built from objects that were
+    /// checked when clients wrote them, so the typed round trip (unknown and wrongly typed fields) is skipped.
+    pub fn internal() -> Self {
+        Self(HashMap::new(), Origin::Internal)
+    }
+
+    /// True for [`Query::internal`].
+    pub fn is_internal(&self) -> bool {
+        self.1 == Origin::Internal
     }
 
     /// A parameter, empty values treated as absent.

@@ -974,7 +974,11 @@ fn check_type(res: &ResourceDef, o: &mut Value) -> Result<()> {
 
 /// Decode with the typed structs; unknown fields are an error under `Strict` and warnings under `Warn`.
 fn strict_fields(res: &ResourceDef, o: &mut Value, q: &Query) -> Result<Vec<String>> {
-    unknown_field_warnings(res, o, q.field_validation()?)
+    let mode = q.field_validation()?;
+    if q.is_internal() {
+        return Ok(vec![]);
+    }
+    unknown_field_warnings(res, o, mode)
 }
 
 /// Judge unknown fields by `mode`: Strict refuses them; Warn and Ignore drop them from `o` (Warn also returns

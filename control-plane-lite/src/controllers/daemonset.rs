@@ -588,7 +588,7 @@ async fn apply_step(api: &Arc<Api>, inf: &Informers, ds: &Value, hash: &str, ste
         Step::Create { node } => {
             let pod = new_pod(ds, hash, node);
             match api
-                .create(&workload::collection(res("v1", "Pod"), ns), pod, &Query::default())
+                .create(&workload::collection(res("v1", "Pod"), ns), pod, &Query::internal())
                 .await
             {
                 Ok(r) => {

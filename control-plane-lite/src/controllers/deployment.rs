@@ -979,7 +979,7 @@ impl Controller {
             .update(
                 &path(self.deployments, &ns, Some(&name), Some("status")),
                 d.clone(),
-                &Query::default(),
+                &Query::internal(),
             )
             .await
             .map_err(|e| api_error(format!("updating status of deployment {ns}/{name}"), e))?;
@@ -994,7 +994,7 @@ impl Controller {
         let what = self.what(&rs);
         let reply = self
             .api
-            .update(&path(self.rses, &ns, Some(&name), None), rs, &Query::default())
+            .update(&path(self.rses, &ns, Some(&name), None), rs, &Query::internal())
             .await
             .map_err(|e| api_error(format!("updating {what}"), e))?;
         Ok(reply.body)
@@ -1116,7 +1116,7 @@ impl Controller {
 
         let created = match self
             .api
-            .create(&path(self.rses, &ns, None, None), rs, &Query::default())
+            .create(&path(self.rses, &ns, None, None), rs, &Query::internal())
             .await
         {
             Ok(reply) => Some(reply.body),
@@ -1320,7 +1320,7 @@ impl Controller {
                 .delete(
                     &path(self.rses, ns, Some(name_of(rs)), None),
                     json!({}),
-                    &Query::default(),
+                    &Query::internal(),
                 )
                 .await
             {

@@ -1035,7 +1035,7 @@ async fn apply_slices(
     plan: SlicePlan,
     writes: &mut HashMap<String, Option<i64>>,
 ) -> Result<(), WriteFailure> {
-    let q = Query::default();
+    let q = Query::internal();
     for body in plan.create {
         let reply = api
             .create(&path(slices_res(), ns, None), body, &q)
@@ -1076,7 +1076,7 @@ async fn sync_endpoints(api: &Api, inf: &Informers, key: &str) -> Result<Option<
         return Ok(None);
     };
     let rp = path(endpoints_res(), ns, Some(name));
-    let q = Query::default();
+    let q = Query::internal();
     let Some(svc) = inf.services.get(ns, name) else {
         // The Service is gone, and so are its endpoints. Deleted through the store rather than after looking in
         // the cache, which may not show one created a moment ago.

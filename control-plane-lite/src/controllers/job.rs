@@ -719,7 +719,7 @@ impl Controller {
             let pod = new_pod(job, index);
             match self
                 .api
-                .create(&workload::collection(res("v1", "Pod"), ns), pod, &Query::default())
+                .create(&workload::collection(res("v1", "Pod"), ns), pod, &Query::internal())
                 .await
             {
                 Ok(r) => {
@@ -913,7 +913,7 @@ impl Controller {
         let opts = json!({"propagationPolicy": "Foreground", "preconditions": {"uid": meta_str(job, "uid")}});
         match self
             .api
-            .delete(&workload::path(Self::job_res(), ns, name), opts, &Query::default())
+            .delete(&workload::path(Self::job_res(), ns, name), opts, &Query::internal())
             .await
         {
             Ok(_) => {

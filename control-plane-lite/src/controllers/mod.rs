@@ -255,7 +255,7 @@ pub async fn event(api: &Api, involved: &serde_json::Value, type_: &str, reason:
         "firstTimestamp": now, "lastTimestamp": now, "count": 1, "eventTime": null,
     });
     let coll = ResourcePath { name: None, ..rp };
-    if let Err(e) = api.create(&coll, body, &Query::default()).await
+    if let Err(e) = api.create(&coll, body, &Query::internal()).await
         && e.code != 409
     {
         tracing::debug!(reason, error = %e.message, "recording event failed");

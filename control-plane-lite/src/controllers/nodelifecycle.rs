@@ -579,7 +579,7 @@ async fn evict(api: &Api, inf: &Informers, key: &str, uid: &str) {
         return;
     }
     let options = json!({"preconditions": {"uid": uid}});
-    if let Err(e) = api.delete(&rp, options, &Query::default()).await
+    if let Err(e) = api.delete(&rp, options, &Query::internal()).await
         && e.code != 404
         && e.code != 409
     {

@@ -779,7 +779,7 @@ impl Controller {
                 let collection = &collection;
                 async move {
                     self.api
-                        .create(collection, pod_from_template(rs), &Query::default())
+                        .create(collection, pod_from_template(rs), &Query::internal())
                         .await
                 }
             }))
@@ -841,7 +841,7 @@ impl Controller {
         self.exp.expect(key, 0, names.clone());
         let results = futures::future::join_all(names.iter().map(|pod| async move {
             self.api
-                .delete(&path(self.pods, ns, Some(pod), None), json!({}), &Query::default())
+                .delete(&path(self.pods, ns, Some(pod), None), json!({}), &Query::internal())
                 .await
         }))
         .await;

@@ -1395,7 +1395,7 @@ impl Scheduler {
             };
             let body = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": ns},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
-            let result = api.create(&rp, body, &Query::default()).await.map(|_| ());
+            let result = api.create(&rp, body, &Query::internal()).await.map(|_| ());
             if result.is_ok() {
                 let message = format!("Successfully assigned {key} to {node}");
                 let _ = events.try_send(EventReq {

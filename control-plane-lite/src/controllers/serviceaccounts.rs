@@ -53,7 +53,7 @@ pub fn spawn(api: Arc<Api>, inf: Arc<Informers>) {
             };
             let body =
                 json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}});
-            match api.create(&rp, body, &Query::default()).await {
+            match api.create(&rp, body, &Query::internal()).await {
                 Ok(_) => Ok(None),
                 Err(e) if e.code == 409 || e.code == 403 || e.code == 404 => Ok(None),
                 Err(e) => Err(e.message),

@@ -463,7 +463,7 @@ async fn apply_step(api: &Arc<Api>, inf: &Informers, sts: &Value, revs: &Revisio
             let pod = new_pod(sts, &template, rev_name, *ordinal);
             let pod_name = format!("{sts_name}-{ordinal}");
             match api
-                .create(&workload::collection(pod_res, ns), pod, &Query::default())
+                .create(&workload::collection(pod_res, ns), pod, &Query::internal())
                 .await
             {
                 Ok(_) => {
@@ -864,7 +864,7 @@ pub(super) mod workload {
                                  "ownerReferences": [owner_reference(parent, "apps/v1", kind)]},
                     "data": data, "revision": next,
                 });
-                match api.create(&collection(cr_res, ns), body, &Query::default()).await {
+                match api.create(&collection(cr_res, ns), body, &Query::internal()).await {
                     Ok(r) => {
                         tracing::info!(revision = %rev_name, number = next, "created controllerrevision");
                         await_cache(&inf.controllerrevisions, ns, &rev_name, |r| r.is_some()).await;
@@ -930,7 +930,7 @@ pub(super) mod workload {
             opts["gracePeriodSeconds"] = json!(0);
         }
         match api
-            .delete(&path(res("v1", "Pod"), ns, name), opts, &Query::default())
+            .delete(&path(res("v1", "Pod"), ns, name), opts, &Query::internal())
             .await
         {
             Ok(_) => Ok(()),
@@ -942,7 +942,7 @@ pub(super) mod workload {
     /// Delete an object with background propagation; failures are logged (the next pass retries).
     pub async fn delete_object(api: &Api, resource: &'static ResourceDef, ns: &str, name: &str) {
         let opts = json!({"propagationPolicy": "Background"});
-        match api.delete(&path(resource, ns, name), opts, &Query::default()).await {
+        match api.delete(&path(resource, ns, name), opts, &Query::internal()).await {
             Ok(_) => tracing::info!(kind = resource.kind, object = name, "deleted"),
             Err(e) if e.code == 404 => {}
             Err(e) => tracing::warn!(kind = resource.kind, object = name, error = %e.message, "delete failed"),
