@@ -80,6 +80,7 @@ pub fn apply(res: &ResourceDef, obj: &mut Value) {
 /// * Service: an update that leaves `clusterIP`/`clusterIPs`/`nodePort`/`healthCheckNodePort` empty keeps the
 ///   allocated values (`patchAllocatedValues`), and `clusterIPs` is re-derived from `clusterIP` the way
 ///   `normalizeClusterIPs` does, so `validation::validate_update` sees what Kubernetes' validation sees.
+///   A type change that no longer needs NodePorts drops the ones only carried over (`dropTypeDependentFields`).
 /// * Job: a Job without `manualSelector: true` keeps its generated selector if the update dropped it.
 pub fn prepare_for_update(res: &ResourceDef, old: &Value, new: &mut Value) {
     match res.kind {
@@ -96,7 +97,10 @@ pub fn prepare_for_update(res: &ResourceDef, old: &Value, new: &mut Value) {
                 }
             }
         }
-        "Service" => service_patch_allocated(old, new),
+        "Service" => {
+            service_patch_allocated(old, new);
+            drop_type_dependent_fields(old, new);
+        }
         "Job" => {
             let manual = new.pointer("/spec/manualSelector").and_then(Value::as_bool) == Some(true);
             let old_selector = old.pointer("/spec/selector").cloned();
@@ -890,6 +894,43 @@ fn service(obj: &mut Value) {
                 set_default(ingress, "ipMode", json!("VIP"));
             }
         }
+    }
+}
+
+/// Whether a Service's type allocates NodePorts (NodePort and LoadBalancer).
+pub fn service_needs_node_ports(svc: &Value) -> bool {
+    matches!(
+        svc.pointer("/spec/type").and_then(Value::as_str),
+        Some("NodePort" | "LoadBalancer")
+    )
+}
+
+/// When an update changes a Service's type so it no longer needs NodePorts (or an external traffic policy), drop
+/// the values it only carried over from the old object, as kube-apiserver's `dropTypeDependentFields` does.
+fn drop_type_dependent_fields(old: &Value, new: &mut Value) {
+    if service_needs_node_ports(new) || !service_needs_node_ports(old) {
+        return;
+    }
+    let old_ports: Vec<Value> = old
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
+        for p in ports.iter_mut() {
+            let same = old_ports
+                .iter()
+                .any(|o| o["port"] == p["port"] && o.get("nodePort") == p.get("nodePort"));
+            if same && let Some(m) = p.as_object_mut() {
+                m.remove("nodePort");
+            }
+        }
+    }
+    if new.pointer("/spec/externalTrafficPolicy") == old.pointer("/spec/externalTrafficPolicy")
+        && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        spec.remove("externalTrafficPolicy");
+        spec.remove("healthCheckNodePort");
     }
 }
 
@@ -2026,6 +2067,31 @@ mod tests {
         assert_eq!(
             changed["metadata"]["annotations"]["deprecated.daemonset.template.generation"],
             "2"
+        );
+    }
+
+    #[test]
+    fn a_service_leaving_nodeport_drops_what_it_only_carried_over() {
+        let res = by_kind("v1", "Service").expect("service");
+        let old = json!({"metadata": {"name": "s"}, "spec": {"type": "NodePort", "clusterIP": "10.43.0.9",
+            "externalTrafficPolicy": "Cluster",
+            "ports": [{"port": 80, "nodePort": 30080}, {"port": 81, "nodePort": 30081}]}});
+        // kubectl sends the old object back with the type changed and one nodePort edited by hand.
+        let mut new = json!({"metadata": {"name": "s"}, "spec": {"type": "ClusterIP", "clusterIP": "10.43.0.9",
+            "externalTrafficPolicy": "Cluster",
+            "ports": [{"port": 80, "nodePort": 30080}, {"port": 81, "nodePort": 30999}]}});
+        prepare_for_update(res, &old, &mut new);
+        assert!(new["spec"]["ports"][0].get("nodePort").is_none(), "{new}");
+        assert_eq!(
+            new["spec"]["ports"][1]["nodePort"], 30999,
+            "a changed nodePort is left for validation"
+        );
+        assert!(new["spec"].get("externalTrafficPolicy").is_none(), "{new}");
+        let mut still = old.clone();
+        prepare_for_update(res, &old, &mut still);
+        assert_eq!(
+            still["spec"]["ports"][0]["nodePort"], 30080,
+            "a NodePort Service keeps its ports"
         );
     }
 

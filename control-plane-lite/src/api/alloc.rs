@@ -7,6 +7,7 @@
 
 use std::net::Ipv4Addr;
 
+use api_core::defaults::service_needs_node_ports;
 use api_core::registry::ResourceDef;
 use api_core::validation::FieldError;
 use rand::Rng;
@@ -109,13 +110,6 @@ fn owner(svc: &Value) -> String {
     )
 }
 
-fn needs_node_ports(svc: &Value) -> bool {
-    matches!(
-        svc.pointer("/spec/type").and_then(Value::as_str),
-        Some("NodePort" | "LoadBalancer")
-    )
-}
-
 fn held(svc: &Value, range: &Cidr) -> Claims {
     let ip = svc
         .pointer("/spec/clusterIP")
@@ -133,35 +127,6 @@ fn held(svc: &Value, range: &Cidr) -> Claims {
         })
         .unwrap_or_default();
     Claims { ip, ports }
-}
-
-/// When an update changes a Service's type so it no longer needs NodePorts (or an external traffic policy), drop
-/// the values it only carried over from the old object, as kube-apiserver's `dropTypeDependentFields` does.
-pub fn drop_type_dependent_fields(old: &Value, new: &mut Value) {
-    if needs_node_ports(new) || !needs_node_ports(old) {
-        return;
-    }
-    let old_ports: Vec<Value> = old
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
-        for p in ports.iter_mut() {
-            let same = old_ports
-                .iter()
-                .any(|o| o["port"] == p["port"] && o.get("nodePort") == p.get("nodePort"));
-            if same && let Some(m) = p.as_object_mut() {
-                m.remove("nodePort");
-            }
-        }
-    }
-    if new.pointer("/spec/externalTrafficPolicy") == old.pointer("/spec/externalTrafficPolicy")
-        && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
-    {
-        spec.remove("externalTrafficPolicy");
-        spec.remove("healthCheckNodePort");
-    }
 }
 
 impl Api {
@@ -305,7 +270,7 @@ impl Api {
             }
             svc["spec"]["clusterIPs"] = json!([requested]);
         }
-        let wants_ports = needs_node_ports(svc);
+        let wants_ports = service_needs_node_ports(svc);
         let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) else {
             return Ok(());
         };

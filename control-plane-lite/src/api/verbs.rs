@@ -495,9 +495,6 @@ impl Api {
             let uid = meta_str(&old, "uid").unwrap_or("").to_string();
             if sub.is_none() {
                 defaults::prepare_for_update(res, &old, &mut new);
-                if res.kind == "Service" {
-                    super::alloc::drop_type_dependent_fields(&old, &mut new);
-                }
             }
             if res.kind == "Job" {
                 defaults::job_selector(&mut new, &uid);
