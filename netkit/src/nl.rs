@@ -116,6 +116,16 @@ fn connect() -> Result<Netlink> {
 }
 
 impl Netlink {
+    /// Send a link creation request; `op` names it in the error.
+    async fn link_add(&self, msg: LinkMessage, op: impl Into<String>) -> Result<()> {
+        self.handle.link().add(msg).execute().await.map_err(nl_err(op))
+    }
+
+    /// Send a link change request; `op` names it in the error.
+    async fn link_set(&self, msg: LinkMessage, op: impl Into<String>) -> Result<()> {
+        self.handle.link().set(msg).execute().await.map_err(nl_err(op))
+    }
+
     /// A socket in the calling thread's network namespace. Must be called inside a tokio runtime.
     pub fn current() -> Result<Self> {
         connect()
@@ -230,34 +240,19 @@ impl Netlink {
             .mtu(mtu)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
             .build();
-        self.handle
-            .link()
-            .add(msg)
-            .execute()
-            .await
-            .map_err(nl_err(format!("add veth {name} peer {peer}")))
+        self.link_add(msg, format!("add veth {name} peer {peer}")).await
     }
 
     /// Create a plain veth pair with both ends in this namespace.
     pub async fn add_veth_local(&self, name: &str, peer: &str) -> Result<()> {
         let msg = LinkVeth::new(name, peer).build();
-        self.handle
-            .link()
-            .add(msg)
-            .execute()
-            .await
-            .map_err(nl_err(format!("add veth {name} peer {peer}")))
+        self.link_add(msg, format!("add veth {name} peer {peer}")).await
     }
 
     /// Create a bridge.
     pub async fn add_bridge(&self, name: &str) -> Result<()> {
         let msg = rtnetlink::LinkBridge::new(name).build();
-        self.handle
-            .link()
-            .add(msg)
-            .execute()
-            .await
-            .map_err(nl_err(format!("add bridge {name}")))
+        self.link_add(msg, format!("add bridge {name}")).await
     }
 
     /// Create a VXLAN device with VNI `vni`, local address `local`, UDP port `port`, no learning (Keel programs
@@ -279,68 +274,38 @@ impl Netlink {
             .address(mac.to_vec())
             .up()
             .build();
-        self.handle
-            .link()
-            .add(msg)
-            .execute()
-            .await
-            .map_err(nl_err(format!("add vxlan {name} vni {vni}")))
+        self.link_add(msg, format!("add vxlan {name} vni {vni}")).await
     }
 
     /// Bring a link up.
     pub async fn set_up(&self, index: u32) -> Result<()> {
         let msg = LinkUnspec::new_with_index(index).up().build();
-        self.handle
-            .link()
-            .set(msg)
-            .execute()
-            .await
-            .map_err(nl_err(format!("set link {index} up")))
+        self.link_set(msg, format!("set link {index} up")).await
     }
 
     /// Bring a link down.
     pub async fn set_down(&self, index: u32) -> Result<()> {
         let msg = LinkUnspec::new_with_index(index).down().build();
-        self.handle
-            .link()
-            .set(msg)
-            .execute()
-            .await
-            .map_err(nl_err(format!("set link {index} down")))
+        self.link_set(msg, format!("set link {index} down")).await
     }
 
     /// Set a link's MTU.
     pub async fn set_mtu(&self, index: u32, mtu: u32) -> Result<()> {
         let msg = LinkUnspec::new_with_index(index).mtu(mtu).build();
-        self.handle
-            .link()
-            .set(msg)
-            .execute()
-            .await
-            .map_err(nl_err(format!("set link {index} mtu {mtu}")))
+        self.link_set(msg, format!("set link {index} mtu {mtu}")).await
     }
 
     /// Attach a link to a bridge.
     pub async fn set_controller(&self, index: u32, bridge: u32) -> Result<()> {
         let msg = LinkUnspec::new_with_index(index).controller(bridge).build();
-        self.handle
-            .link()
-            .set(msg)
-            .execute()
-            .await
-            .map_err(nl_err(format!("set link {index} master {bridge}")))
+        self.link_set(msg, format!("set link {index} master {bridge}")).await
     }
 
     /// Move a link into the network namespace `ns`.
     pub async fn set_netns(&self, index: u32, ns: &File) -> Result<()> {
         use std::os::fd::AsRawFd;
         let msg = LinkUnspec::new_with_index(index).setns_by_fd(ns.as_raw_fd()).build();
-        self.handle
-            .link()
-            .set(msg)
-            .execute()
-            .await
-            .map_err(nl_err(format!("move link {index} to netns")))
+        self.link_set(msg, format!("move link {index} to netns")).await
     }
 
     /// Delete a link (a veth's peer goes with it).

@@ -16,22 +16,14 @@ use keel_netkit::testing::{TestNetns, veth_between};
 use keel_netkit::{Netlink, netns};
 use serde_json::{Value, json};
 
+use super::api::percentile;
+
 use super::CniArgs;
 
 /// Goal: keel-cni ADD p50 at most this fraction of the reference's.
 const GOAL_ADD_RATIO: f64 = 0.2;
 /// Goal: cross-node pod throughput at least this fraction of node-to-node.
 const GOAL_TPUT_RATIO: f64 = 0.95;
-
-fn percentile(v: &[f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let idx = ((p / 100.0) * (s.len() - 1) as f64).round() as usize;
-    s[idx.min(s.len() - 1)]
-}
 
 /// One plugin under test.
 struct Plugin<'a> {
